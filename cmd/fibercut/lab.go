@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/topology"
+)
+
+// defaultLabName is the lab used when --name is not given: $FIBERCUT_LAB, or
+// lab.DefaultName.
+func defaultLabName() string {
+	if n := os.Getenv("FIBERCUT_LAB"); n != "" {
+		return n
+	}
+	return lab.DefaultName
+}
+
+func addLabNameFlag(cmd *cobra.Command, name *string) {
+	cmd.Flags().StringVar(name, "name", defaultLabName(), "name of the lab (default from $FIBERCUT_LAB)")
+}
+
+func newLabCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Bring a Docker lab of cities and datacenters up, inspect it, take it down",
+	}
+	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd())
+	return cmd
+}
+
+func newLabUpCmd() *cobra.Command {
+	var (
+		name, topo, binary string
+		timings            bool
+		timeout            time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create the lab (or complete it) and wait until every datacenter answers",
+		Long: `Create the lab's node image (from fibercut's own static binary, never pulled),
+its WAN and management networks, and one container per datacenter, then wait
+until every datacenter answers its health check. Running it again on a lab that
+is up changes nothing; after a half-finished run it completes the lab.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := topology.Resolve(topo)
+			if err != nil {
+				return err
+			}
+			cli, err := lab.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			var tm lab.Timings
+			l, err := lab.Up(cmd.Context(), cli, lab.UpOptions{
+				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm,
+			})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "lab %q is up: %d datacenters in %d cities (topology %s)\n",
+				l.Name, len(l.DCs), len(l.Topology.Cities), l.Topology.Name)
+			printLabTable(out, l)
+			if timings {
+				fmt.Fprintf(out, "\ntimings: binary %s, image %s, networks %s, containers %s, ready %s, total %s\n",
+					ms(tm.Binary), ms(tm.Image), ms(tm.Networks), ms(tm.Containers), ms(tm.Ready), ms(tm.Total))
+			}
+			return nil
+		},
+	}
+	addLabNameFlag(cmd, &name)
+	cmd.Flags().StringVar(&topo, "topology", topology.Default, "built-in topology name or topology file")
+	cmd.Flags().StringVar(&binary, "binary", "", "static fibercut binary for the node image (default: this one, rebuilt statically if needed)")
+	cmd.Flags().BoolVar(&timings, "timings", false, "report how long each phase took")
+	cmd.Flags().DurationVar(&timeout, "ready-timeout", 60*time.Second, "how long to wait for every datacenter to answer")
+	return cmd
+}
+
+func newLabStatusCmd() *cobra.Command {
+	var (
+		name   string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each datacenter: city, container, addresses, state, health",
+		Long: `Show each datacenter of the lab: city, container, WAN and management
+addresses, container state and health (probed over the management network,
+which faults never touch). Exits 1 when a datacenter is not healthy.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, err := lab.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			l, err := lab.Inspect(cmd.Context(), cli, name)
+			if err != nil {
+				return err
+			}
+			l.CheckHealth(cmd.Context())
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(statusJSON{Lab: l, Topology: l.Topology.Name}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(out, "lab %q  topology %s  wan %s  mgmt %s\n", l.Name, l.Topology.Name, l.WAN.Subnet, l.Mgmt.Subnet)
+				printLabTable(out, l)
+			}
+			var bad []string
+			for _, d := range l.DCs {
+				if d.Health != "ok" {
+					bad = append(bad, d.ID)
+				}
+			}
+			if len(bad) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", l.Name, strings.Join(bad, ", "))}
+			}
+			return nil
+		},
+	}
+	addLabNameFlag(cmd, &name)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+type statusJSON struct {
+	*lab.Lab
+	Topology string `json:"topology"`
+}
+
+func newLabDownCmd() *cobra.Command {
+	var (
+		name     string
+		keepData bool
+	)
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Remove exactly what `lab up` created (found by label; works after a crash)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, err := lab.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			r, err := lab.Down(cmd.Context(), cli, name, lab.DownOptions{KeepData: keepData})
+			out := cmd.OutOrStdout()
+			if r.Empty() && err == nil {
+				fmt.Fprintf(out, "lab %q: nothing to remove\n", name)
+				return nil
+			}
+			fmt.Fprintf(out, "lab %q: removed %d containers, %d networks, %d volumes\n",
+				name, len(r.Containers), len(r.Networks), len(r.Volumes))
+			if keepData {
+				fmt.Fprintln(out, "data volumes kept; `fibercut lab up` finds them again")
+			}
+			return err
+		},
+	}
+	addLabNameFlag(cmd, &name)
+	cmd.Flags().BoolVar(&keepData, "keep-data", false, "keep the datacenters' data volumes")
+	return cmd
+}
+
+func newLabListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the labs on this Docker engine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, err := lab.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			names, err := lab.List(cmd.Context(), cli)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				fmt.Fprintln(cmd.OutOrStdout(), n)
+			}
+			return nil
+		},
+	}
+}
+
+func printLabTable(w io.Writer, l *lab.Lab) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CITY\tDC\tCONTAINER\tWAN IP\tMGMT IP\tSTATE\tHEALTH")
+	for _, d := range l.DCs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.City, d.ID, d.Container, addrOrDash(d.WANIP.String()), addrOrDash(d.MgmtIP.String()), d.State, d.Health)
+	}
+	tw.Flush()
+}
+
+func addrOrDash(s string) string {
+	if s == "invalid IP" {
+		return "-"
+	}
+	return s
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

@@ -1,0 +1,106 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"golang.org/x/sync/errgroup"
+)
+
+// DownOptions configure [Down].
+type DownOptions struct {
+	// KeepData keeps the DCs' data volumes, so a later [Up] finds the data.
+	KeepData bool
+}
+
+// Removed lists what [Down] removed, by name.
+type Removed struct {
+	Containers []string `json:"containers"`
+	Networks   []string `json:"networks"`
+	Volumes    []string `json:"volumes"`
+}
+
+// Empty reports whether nothing was removed.
+func (r Removed) Empty() bool {
+	return len(r.Containers)+len(r.Networks)+len(r.Volumes) == 0
+}
+
+// Down removes every container, network and (unless KeepData) volume that
+// carries the label fibercut.lab=name, and nothing else. It needs no record
+// besides those labels, so it works after a crash and from another shell.
+// Removing a lab that does not exist is not an error: Removed is empty.
+func Down(ctx context.Context, cli client.APIClient, name string, opts DownOptions) (Removed, error) {
+	var out Removed
+	if name == "" {
+		name = DefaultName
+	}
+	if err := ValidateName(name); err != nil {
+		return out, err
+	}
+	byLab := filters.NewArgs(filters.Arg("label", LabelLab+"="+name))
+
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: byLab})
+	if err != nil {
+		return out, fmt.Errorf("lab: list containers of lab %q: %w", name, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range cs {
+		g.Go(func() error {
+			err := cli.ContainerRemove(gctx, c.ID, container.RemoveOptions{Force: true})
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("lab: remove container %s: %w", firstName(c.Names, c.ID), err)
+			}
+			return nil
+		})
+		out.Containers = append(out.Containers, firstName(c.Names, c.ID))
+	}
+	if err := g.Wait(); err != nil {
+		return out, err
+	}
+
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: byLab})
+	if err != nil {
+		return out, fmt.Errorf("lab: list networks of lab %q: %w", name, err)
+	}
+	for _, n := range ns {
+		if err := cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			return out, fmt.Errorf("lab: remove network %s: %w", n.Name, err)
+		}
+		out.Networks = append(out.Networks, n.Name)
+	}
+
+	if !opts.KeepData {
+		vs, err := cli.VolumeList(ctx, volume.ListOptions{Filters: byLab})
+		if err != nil {
+			return out, fmt.Errorf("lab: list volumes of lab %q: %w", name, err)
+		}
+		for _, v := range vs.Volumes {
+			if err := cli.VolumeRemove(ctx, v.Name, true); err != nil && !cerrdefs.IsNotFound(err) {
+				return out, fmt.Errorf("lab: remove volume %s: %w", v.Name, err)
+			}
+			out.Volumes = append(out.Volumes, v.Name)
+		}
+	}
+	slices.Sort(out.Containers)
+	slices.Sort(out.Networks)
+	slices.Sort(out.Volumes)
+	return out, nil
+}
+
+func firstName(names []string, id string) string {
+	if len(names) > 0 {
+		n := names[0]
+		if len(n) > 0 && n[0] == '/' {
+			n = n[1:]
+		}
+		return n
+	}
+	return id
+}

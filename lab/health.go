@@ -1,0 +1,127 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Health is what a node's health endpoint answers.
+type Health struct {
+	Lab     string `json:"lab"`
+	DC      string `json:"dc"`
+	City    string `json:"city"`
+	Version string `json:"version,omitempty"`
+}
+
+var healthClient = &http.Client{
+	Timeout: 500 * time.Millisecond,
+	Transport: &http.Transport{
+		Proxy:             nil, // lab addresses are never behind a proxy
+		DialContext:       (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
+		DisableKeepAlives: true,
+	},
+}
+
+// ProbeHealth asks the node at addr for its health and checks that it is the
+// expected DC of the expected lab.
+func ProbeHealth(ctx context.Context, addr netip.Addr, lab, dc string) error {
+	if !addr.IsValid() {
+		return fmt.Errorf("no address")
+	}
+	return ProbeHealthAt(ctx, netip.AddrPortFrom(addr, NodePort), lab, dc)
+}
+
+// ProbeHealthAt is [ProbeHealth] for a node listening on another port.
+func ProbeHealthAt(ctx context.Context, ap netip.AddrPort, lab, dc string) error {
+	url := "http://" + ap.String() + HealthPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: HTTP %d", resp.StatusCode)
+	}
+	var h Health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	if h.DC != dc || h.Lab != lab {
+		return fmt.Errorf("health: answered as dc %q of lab %q", h.DC, h.Lab)
+	}
+	return nil
+}
+
+// CheckHealth probes every running DC over the management network and sets
+// each DC's Health.
+func (l *Lab) CheckHealth(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := range l.DCs {
+		d := &l.DCs[i]
+		if d.State != "running" {
+			d.Health = "down (" + d.State + ")"
+			continue
+		}
+		wg.Go(func() {
+			if err := ProbeHealth(ctx, d.MgmtIP, l.Name, d.ID); err != nil {
+				d.Health = err.Error()
+				return
+			}
+			d.Health = "ok"
+		})
+	}
+	wg.Wait()
+}
+
+// WaitHealthy polls every DC's health endpoint until all answer or timeout
+// passes; then it returns an error naming the DCs that did not answer.
+func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		fail []string
+	)
+	for i := range l.DCs {
+		d := &l.DCs[i]
+		wg.Go(func() {
+			tick := time.NewTicker(25 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				err := ProbeHealth(ctx, d.MgmtIP, l.Name, d.ID)
+				if err == nil {
+					d.Health = "ok"
+					return
+				}
+				d.Health = err.Error()
+				select {
+				case <-ctx.Done():
+					mu.Lock()
+					fail = append(fail, d.ID+" ("+d.Container+" at "+d.MgmtIP.String()+":"+strconv.Itoa(NodePort)+": "+err.Error()+")")
+					mu.Unlock()
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(fail) > 0 {
+		return fmt.Errorf("lab %q: %d of %d DCs did not answer within %s: %s; see `docker logs CONTAINER`",
+			l.Name, len(fail), len(l.DCs), timeout, strings.Join(fail, ", "))
+	}
+	return nil
+}

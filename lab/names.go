@@ -1,0 +1,59 @@
+package lab
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// DefaultName is the lab name used when none is given.
+const DefaultName = "default"
+
+// Labels fibercut puts on every object it creates. Only objects carrying
+// LabelLab are ever changed or removed.
+const (
+	LabelLab      = "fibercut.lab"      // lab name, on every object
+	LabelCity     = "fibercut.city"     // city of a DC container
+	LabelDC       = "fibercut.dc"       // DC id of a container or volume
+	LabelRole     = "fibercut.role"     // "dc" for DC containers
+	LabelNet      = "fibercut.net"      // "wan" or "mgmt" on networks
+	LabelTopology = "fibercut.topology" // the topology as YAML, on the WAN network
+	LabelImage    = "fibercut.image"    // on the node image
+)
+
+// Roles of containers.
+const RoleDC = "dc"
+
+// Network kinds.
+const (
+	NetWAN  = "wan"
+	NetMgmt = "mgmt"
+)
+
+// The node contract: what `fibercut node` reads from its environment and
+// where it serves its health endpoint.
+const (
+	EnvLab      = "FIBERCUT_LAB"
+	EnvDC       = "FIBERCUT_DC"
+	EnvCity     = "FIBERCUT_CITY"
+	EnvTopology = "FIBERCUT_TOPOLOGY" // topology YAML
+	EnvDataDir  = "FIBERCUT_DATA"
+
+	NodePort   = 7100
+	HealthPath = "/healthz"
+	DataDir    = "/data"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+
+// ValidateName reports whether name can name a lab: it becomes part of
+// container, network and volume names.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("lab: invalid lab name %q: use 1-20 lowercase letters, digits or '-', starting with a letter", name)
+	}
+	return nil
+}
+
+func containerName(lab, dc string) string { return "fibercut-" + lab + "-" + dc }
+func volumeName(lab, dc string) string    { return "fibercut-" + lab + "-" + dc + "-data" }
+func networkName(lab, kind string) string { return "fibercut-" + lab + "-" + kind }

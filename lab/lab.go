@@ -304,7 +304,7 @@ func createDC(ctx context.Context, cli client.APIClient, s dcSpec) error {
 		s.wan.Name: {
 			NetworkID:  s.wan.ID,
 			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: s.wanIP.String()},
-			Aliases:    []string{s.dc.ID},
+			Aliases:    []string{WANName(s.dc.ID)},
 		},
 	}}
 	resp, err := cli.ContainerCreate(ctx, cfg, host, netcfg, nil, name)
@@ -316,6 +316,7 @@ func createDC(ctx context.Context, cli client.APIClient, s dcSpec) error {
 	}
 	if err := cli.NetworkConnect(ctx, s.mgmt.ID, resp.ID, &network.EndpointSettings{
 		IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: s.mgmtIP.String()},
+		Aliases:    []string{MgmtName(s.dc.ID)},
 	}); err != nil {
 		return fmt.Errorf("lab: connect %s to %s: %w", name, s.mgmt.Name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,11 @@ func TestUpStatusDown(t *testing.T) {
 		}
 		if len(c.HostConfig.CapAdd) != 1 || strings.TrimPrefix(c.HostConfig.CapAdd[0], "CAP_") != "NET_ADMIN" {
 			t.Errorf("%s: capabilities %v, want [NET_ADMIN]", d.ID, c.HostConfig.CapAdd)
+		}
+		for netName, alias := range map[string]string{l.WAN.Name: lab.WANName(d.ID), l.Mgmt.Name: lab.MgmtName(d.ID)} {
+			if ep := c.NetworkSettings.Networks[netName]; ep == nil || !slices.Contains(ep.Aliases, alias) {
+				t.Errorf("%s: no DNS name %s on %s", d.ID, alias, netName)
+			}
 		}
 		if len(c.Mounts) != 1 || c.Mounts[0].Type != "volume" || c.Mounts[0].Destination != lab.DataDir {
 			t.Errorf("%s: mounts %+v, want one volume at %s", d.ID, c.Mounts, lab.DataDir)

@@ -54,6 +54,16 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// WANName is the DNS name that resolves, through Docker's embedded DNS, to a
+// DC's WAN address only. The bare DC id is also the container's hostname,
+// which Docker registers on every network the container joins, so it may
+// resolve to the management address: peers must use WANName (or the WAN IP
+// from the inventory) so that their traffic crosses the links faults cut.
+func WANName(dc string) string { return dc + ".wan" }
+
+// MgmtName resolves to a DC's management address only.
+func MgmtName(dc string) string { return dc + ".mgmt" }
+
 func containerName(lab, dc string) string { return "fibercut-" + lab + "-" + dc }
 func volumeName(lab, dc string) string    { return "fibercut-" + lab + "-" + dc + "-data" }
 func networkName(lab, kind string) string { return "fibercut-" + lab + "-" + kind }

@@ -15,6 +15,10 @@
 // CAP_NET_ADMIN so that a node can apply faults to itself where the host cannot
 // enter its network namespace.
 //
+// Probing the reachability matrix ([Lab.Matrix]) is the exception: it dials
+// from inside each DC's network namespace, entered through /proc/PID/ns/net,
+// and that needs root (CAP_SYS_ADMIN).
+//
 // # Example
 //
 //	cli, err := lab.Connect(ctx)
@@ -29,5 +33,10 @@
 //	for _, dc := range l.DCs {
 //		fmt.Println(dc.ID, dc.WANIP, dc.Health)
 //	}
+//	m, err := l.Matrix(ctx, lab.MatrixOptions{}) // as root
+//	if err != nil {
+//		return err
+//	}
+//	m.Format(os.Stdout, false)
 //	_, err = lab.Down(ctx, cli, "demo", lab.DownOptions{})
 package lab

@@ -1,0 +1,120 @@
+package faults
+
+import (
+	"bufio"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// qdiscHandle is the handle of the root qdisc fibercut puts on a WAN
+// interface (fc00:); a root qdisc with another handle is never touched.
+var qdiscHandle = netlink.MakeHandle(0xfc00, 0)
+
+// ErrNoNetem is returned for delay faults on a kernel without sch_netem.
+var ErrNoNetem = errors.New("faults: delay needs the kernel's netem qdisc (CONFIG_NET_SCH_NETEM), and this kernel does not have it; " +
+	"faults that work here: cut, isolate, partition, loss, bandwidth, power-off, pause")
+
+// kernelConfig is where the running kernel's configuration is read from.
+var kernelConfig = "/proc/config.gz"
+
+// netemAvailable reports ErrNoNetem when the kernel configuration says
+// sch_netem is not built. When the configuration cannot be read it returns
+// nil, and adding the qdisc decides.
+func netemAvailable() error {
+	f, err := os.Open(kernelConfig)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil
+	}
+	sc := bufio.NewScanner(gz)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "CONFIG_NET_SCH_NETEM="):
+			return nil
+		case line == "# CONFIG_NET_SCH_NETEM is not set":
+			return ErrNoNetem
+		}
+	}
+	return ErrNoNetem // not mentioned at all: not built
+}
+
+// addTbf limits the WAN interface's egress to rateBits bits per second.
+func (c *nsConn) addTbf(rateBits int64) error {
+	l, err := c.link.LinkByName(c.wan)
+	if err != nil {
+		return fmt.Errorf("faults: wan interface of dc %s: %w", c.dc, err)
+	}
+	rate := uint64(rateBits / 8) // bytes per second
+	burst := max(rate/100, 3028) // 10 ms worth, at least two full frames
+	limit := rate/20 + burst     // 50 ms of queue
+	q := &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: qdiscHandle, Parent: netlink.HANDLE_ROOT},
+		Rate:       rate,
+		Limit:      uint32(min(limit, 1<<31)),
+		Buffer:     netlink.Xmittime(rate, uint32(min(burst, 1<<31))),
+	}
+	return c.addQdisc(q, "bandwidth")
+}
+
+// addNetem delays every packet leaving the WAN interface.
+func (c *nsConn) addNetem(delay, jitter time.Duration) error {
+	l, err := c.link.LinkByName(c.wan)
+	if err != nil {
+		return fmt.Errorf("faults: wan interface of dc %s: %w", c.dc, err)
+	}
+	q := netlink.NewNetem(
+		netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: qdiscHandle, Parent: netlink.HANDLE_ROOT},
+		netlink.NetemQdiscAttrs{Latency: uint32(delay.Microseconds()), Jitter: uint32(jitter.Microseconds())},
+	)
+	err = c.addQdisc(q, "delay")
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("%w (dc %s: %v)", ErrNoNetem, c.dc, err)
+	}
+	return err
+}
+
+func (c *nsConn) addQdisc(q netlink.Qdisc, what string) error {
+	err := c.link.QdiscAdd(q)
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("faults: dc %s already has a bandwidth or delay fault on its WAN interface; heal it first", c.dc)
+	}
+	if err != nil {
+		return fmt.Errorf("faults: add %s qdisc in dc %s: %w", what, c.dc, err)
+	}
+	return nil
+}
+
+// removeQdisc deletes fibercut's root qdisc from the WAN interface, if there
+// is one, and reports whether there was.
+func (c *nsConn) removeQdisc() (bool, error) {
+	l, err := c.link.LinkByName(c.wan)
+	if err != nil {
+		return false, fmt.Errorf("faults: wan interface of dc %s: %w", c.dc, err)
+	}
+	qs, err := c.link.QdiscList(l)
+	if err != nil {
+		return false, fmt.Errorf("faults: list qdiscs in dc %s: %w", c.dc, err)
+	}
+	for _, q := range qs {
+		a := q.Attrs()
+		if a.Parent == netlink.HANDLE_ROOT && a.Handle == qdiscHandle {
+			if err := c.link.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) {
+				return false, fmt.Errorf("faults: remove qdisc in dc %s: %w", c.dc, err)
+			}
+			return true, nil
+		}
+	}
+	return false, nil
+}

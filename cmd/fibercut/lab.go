@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/topology"
 )
@@ -33,7 +34,7 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Bring a Docker lab of cities and datacenters up, inspect it, take it down",
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd(), newLabMatrixCmd())
 	return cmd
 }
 
@@ -69,6 +70,20 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
+			// Up started stopped DCs and resumed paused ones; faults the
+			// kernel holds (rules, qdiscs) may remain from a crash.
+			store, err := faults.OpenStore(l.Name)
+			if err != nil {
+				return err
+			}
+			rep, err := faults.NewInjector(cli, l, store).HealAll(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("lab is up, but healing faults left in it failed: %w", err)
+			}
+			if !rep.Empty() {
+				fmt.Fprintln(out, "healed faults left from an earlier run:")
+				printHealReport(out, rep)
+			}
 			fmt.Fprintf(out, "lab %q is up: %d datacenters in %d cities (topology %s)\n",
 				l.Name, len(l.DCs), len(l.Topology.Cities), l.Topology.Name)
 			printLabTable(out, l)
@@ -159,6 +174,12 @@ func newLabDownCmd() *cobra.Command {
 			}
 			defer cli.Close()
 			r, err := lab.Down(cmd.Context(), cli, name, lab.DownOptions{KeepData: keepData})
+			if err == nil {
+				// The faults went with the containers; so do their records.
+				if store, serr := faults.OpenStore(name); serr == nil {
+					err = store.Remove()
+				}
+			}
 			out := cmd.OutOrStdout()
 			if r.Empty() && err == nil {
 				fmt.Fprintf(out, "lab %q: nothing to remove\n", name)
@@ -198,6 +219,59 @@ func newLabListCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newLabMatrixCmd() *cobra.Command {
+	var (
+		name        string
+		asJSON, rtt bool
+		tries       int
+		timeout     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "matrix",
+		Short: "Probe which datacenters reach which, from inside their network namespaces (root)",
+		Long: `Probe the reachability of every datacenter over the lab's WAN: from inside
+each running datacenter's network namespace to every other datacenter, and from
+this host ("client", standing for users and the entry layer), by opening TCP
+connections to port 7100. A completed handshake counts as reached.
+
+A cell is ok when every try connected, cut when none did, lossy N/M when N of M
+did, and down when the source datacenter is not running (not probed). The
+matrix is information, not an expectation: it exits 0 whatever it shows.
+Entering the namespaces needs root (CAP_SYS_ADMIN).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cli, err := lab.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			l, err := lab.Inspect(cmd.Context(), cli, name)
+			if err != nil {
+				return err
+			}
+			m, err := l.Matrix(cmd.Context(), lab.MatrixOptions{Tries: tries, Timeout: timeout})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(m)
+			}
+			fmt.Fprintf(out, "lab %q: TCP connects to port %d over the WAN, %d tries of %s per probe\n\n",
+				l.Name, lab.NodePort, m.Tries, m.Timeout)
+			return m.Format(out, rtt)
+		},
+	}
+	addLabNameFlag(cmd, &name)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&rtt, "rtt", false, "show the median handshake round-trip time of each probe")
+	cmd.Flags().IntVar(&tries, "tries", lab.DefaultMatrixTries, "connects per probe, one after the other (1-100)")
+	cmd.Flags().DurationVar(&timeout, "timeout", lab.DefaultMatrixTimeout, "timeout of each connect")
+	return cmd
 }
 
 func printLabTable(w io.Writer, l *lab.Lab) {

@@ -68,6 +68,7 @@ how long users could not transfer (RTO) and whether any money was lost (RPO).`,
 		newTopologyCmd(),
 		newLabCmd(),
 		newNodeCmd(),
+		newFaultCmd(),
 	)
 	return root
 }

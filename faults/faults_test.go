@@ -586,3 +586,33 @@ func BenchmarkIsolateCity(b *testing.B) {
 	}
 	b.ReportMetric(float64(inForce.Microseconds())/float64(b.N)/1000, "ms-to-in-force/op")
 }
+
+// TestSignalHealsForegroundFault sends SIGTERM to a fault command in the
+// foreground and checks that it heals the fault before it exits.
+func TestSignalHealsForegroundFault(t *testing.T) {
+	f := newFixture(t, "two-city-three-dc")
+	cmd := exec.Command(labtest.StaticBinary(t), "fault", "isolate", "--dc", "sh-a", "--for", "5m", "--name", f.lab.Name)
+	cmd.Env = append(os.Environ(), "FIBERCUT_STATE_DIR="+filepath.Dir(f.store.Path()))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || !strings.Contains(line, "in force") {
+		t.Fatalf("fibercut said %q, %v", line, err)
+	}
+	if p, _ := f.matrix(lab.MatrixOptions{Tries: 1}).Get("hz-a", "sh-a"); p.Reach != lab.ReachCut {
+		t.Fatalf("hz-a→sh-a during isolation: %s", p.Reach)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("fibercut after SIGTERM: %v", err)
+	}
+	f.expectDiff("after SIGTERM", f.matrix(lab.MatrixOptions{}), nil)
+	if recs, _ := f.in.Live(time.Now()); len(recs) != 0 {
+		t.Errorf("records left after SIGTERM: %v", recs)
+	}
+}

@@ -1,75 +1,475 @@
 package demoapp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/topology"
 )
 
-// NodeConfig is what a node needs to know about itself.
+// NodeConfig is what a node needs to know about itself and its lab.
 type NodeConfig struct {
-	Lab     string
-	DC      string
-	City    string
-	Version string
+	Lab      string
+	DC       string
+	City     string
+	Version  string
+	Topology *topology.Topology
+	Peers    []Peer
+	DataDir  string
 	// Listen is the address to serve on; ":7100" (every interface) by default.
 	Listen string
+	// MaxBatch bounds a group commit; 256 by default.
+	MaxBatch int
 }
 
 // NodeConfigFromEnv reads the node's configuration from the environment the
 // lab gives its containers.
 func NodeConfigFromEnv() (NodeConfig, error) {
 	cfg := NodeConfig{
-		Lab:    os.Getenv(lab.EnvLab),
-		DC:     os.Getenv(lab.EnvDC),
-		City:   os.Getenv(lab.EnvCity),
-		Listen: ":" + strconv.Itoa(lab.NodePort),
+		Lab:     os.Getenv(lab.EnvLab),
+		DC:      os.Getenv(lab.EnvDC),
+		City:    os.Getenv(lab.EnvCity),
+		DataDir: os.Getenv(lab.EnvDataDir),
+		Listen:  ":" + strconv.Itoa(lab.NodePort),
 	}
 	var missing []string
-	for name, v := range map[string]string{lab.EnvLab: cfg.Lab, lab.EnvDC: cfg.DC, lab.EnvCity: cfg.City} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, kv := range [][2]string{{lab.EnvLab, cfg.Lab}, {lab.EnvDC, cfg.DC}, {lab.EnvCity, cfg.City},
+		{lab.EnvTopology, os.Getenv(lab.EnvTopology)}, {lab.EnvPeers, os.Getenv(lab.EnvPeers)}} {
+		if kv[1] == "" {
+			missing = append(missing, kv[0])
 		}
 	}
 	if len(missing) > 0 {
 		return cfg, fmt.Errorf("demoapp: node environment lacks %v; `fibercut node` runs inside a lab container started by `fibercut lab up`", missing)
 	}
+	t, err := topology.Parse(lab.EnvTopology, []byte(os.Getenv(lab.EnvTopology)))
+	if err != nil {
+		return cfg, fmt.Errorf("demoapp: %w", err)
+	}
+	cfg.Topology = t
+	if cfg.Peers, err = ParsePeers(os.Getenv(lab.EnvPeers), t); err != nil {
+		return cfg, err
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = lab.DataDir
+	}
 	return cfg, nil
 }
 
-// RunNode serves the node until ctx is done.
+// ParsePeers parses "hz-a=10.200.0.10,hz-b=10.200.0.11" against a topology.
+func ParsePeers(s string, t *topology.Topology) ([]Peer, error) {
+	var peers []Peer
+	for item := range strings.SplitSeq(s, ",") {
+		dc, ip, ok := strings.Cut(strings.TrimSpace(item), "=")
+		a, err := netip.ParseAddr(ip)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("demoapp: peer %q: want DC=IPv4", item)
+		}
+		d, ok := t.DC(dc)
+		if !ok {
+			return nil, fmt.Errorf("demoapp: peer %q: no DC %s in topology %s", item, dc, t.Name)
+		}
+		peers = append(peers, Peer{DC: dc, City: d.City, WAN: a})
+	}
+	return peers, nil
+}
+
+// FormatPeers writes peers as ParsePeers reads them.
+func FormatPeers(peers []Peer) string {
+	parts := make([]string, len(peers))
+	for i, p := range peers {
+		parts[i] = p.DC + "=" + p.WAN.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// node serves the transfer API of one DC.
+type node struct {
+	cfg    NodeConfig
+	ledger atomic.Pointer[Ledger]
+	peers  map[string]Peer
+	fwd    *http.Client
+}
+
+// RunNode starts the DC's ledger member and serves the API until ctx is
+// done. The health endpoint answers at once, reporting the ledger as
+// "starting" until the member has joined its cluster.
 func RunNode(ctx context.Context, cfg NodeConfig) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+lab.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(lab.Health{Lab: cfg.Lab, DC: cfg.DC, City: cfg.City, Version: cfg.Version})
-	})
+	n := &node{cfg: cfg, peers: map[string]Peer{}, fwd: newForwardClient()}
+	for _, p := range cfg.Peers {
+		n.peers[p.DC] = p
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("demoapp: node listen: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 5 * time.Second}
 	slog.Info("node serving", "lab", cfg.Lab, "dc", cfg.DC, "addr", ln.Addr().String())
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.Topology != nil && len(cfg.Peers) > 0 {
+		go func() {
+			l, err := StartLedger(ctx, LedgerConfig{
+				DC: cfg.DC, Dir: filepath.Join(cfg.DataDir, "etcd"), Token: cfg.Lab, Peers: cfg.Peers,
+				TickMS: cfg.Topology.Ledger.TickMS, ElectionMS: cfg.Topology.Ledger.ElectionMS,
+				MaxBatch: cmpOr(cfg.MaxBatch, 256),
+			})
+			if err != nil {
+				errc <- err
+				return
+			}
+			n.ledger.Store(l)
+		}()
+	}
 	select {
-	case err := <-errc:
-		return fmt.Errorf("demoapp: node: %w", err)
+	case err = <-errc:
+		err = fmt.Errorf("demoapp: node: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("demoapp: node shutdown: %w", err)
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("demoapp: node shutdown: %w", serr)
 	}
-	return nil
+	if l := n.ledger.Load(); l != nil {
+		l.Close()
+	}
+	return err
+}
+
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func newForwardClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     30 * time.Second,
+	}}
+}
+
+func (n *node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+lab.HealthPath, n.health)
+	mux.HandleFunc("POST /api/accounts", n.open)
+	mux.HandleFunc("GET /api/accounts/{id}", n.read)
+	mux.HandleFunc("POST /api/accounts/{id}/transfers", n.transfer)
+	mux.HandleFunc("POST /internal/commit", n.commit)
+	return mux
+}
+
+func (n *node) health(w http.ResponseWriter, _ *http.Request) {
+	h := lab.Health{Lab: n.cfg.Lab, DC: n.cfg.DC, City: n.cfg.City, Version: n.cfg.Version}
+	if n.cfg.Topology != nil {
+		h.Ledger = "starting"
+		if l := n.ledger.Load(); l != nil {
+			v := l.View()
+			h.Leader = v.LeaderDC
+			h.Ledger = "no quorum"
+			if l.OK() {
+				h.Ledger = lab.LedgerOK
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// apiError is an error with its HTTP status and the field it is about.
+type apiError struct {
+	status  int
+	field   string
+	msg     string
+	unknown bool
+	err     error // the ledger error it stands for, if any
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.err }
+
+func badField(field, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, field: field, msg: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// toAPIError maps ledger errors to HTTP.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, ErrNoAccount):
+		return &apiError{status: http.StatusNotFound, msg: err.Error()}
+	case errors.Is(err, ErrBadToken):
+		return &apiError{status: http.StatusForbidden, msg: "this token does not open this account"}
+	case errors.Is(err, ErrFunds):
+		return &apiError{status: http.StatusConflict, field: "amount_fen", msg: err.Error()}
+	case errors.Is(err, ErrKeyReused):
+		return &apiError{status: http.StatusConflict, field: "key", msg: err.Error()}
+	case errors.Is(err, ErrUnknownResult):
+		return &apiError{status: http.StatusServiceUnavailable, msg: err.Error(), unknown: true}
+	case errors.Is(err, ErrNoQuorum):
+		return &apiError{status: http.StatusServiceUnavailable, msg: err.Error()}
+	}
+	return &apiError{status: http.StatusInternalServerError, msg: err.Error()}
+}
+
+func (n *node) writeError(w http.ResponseWriter, err error) {
+	ae := toAPIError(err)
+	writeJSON(w, ae.status, ErrorResponse{Error: ae.msg, Field: ae.field, Unknown: ae.unknown,
+		ServedBy: n.cfg.DC, ServedCity: n.cfg.City})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// ledgerOr503 returns the ledger once it has started.
+func (n *node) ledgerOr503(w http.ResponseWriter) *Ledger {
+	l := n.ledger.Load()
+	if l == nil {
+		n.writeError(w, fmt.Errorf("%w: the ledger member is starting", ErrNoQuorum))
+	}
+	return l
+}
+
+func (n *node) open(w http.ResponseWriter, r *http.Request) {
+	l := n.ledgerOr503(w)
+	if l == nil {
+		return
+	}
+	a, err := l.OpenAccount(r.Context())
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) (string, *apiError) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return "", &apiError{status: http.StatusUnauthorized, field: "Authorization", msg: "missing token: send Authorization: Bearer TOKEN, the token you got when the account was opened"}
+	}
+	return tok, nil
+}
+
+func (n *node) authorize(w http.ResponseWriter, r *http.Request, l *Ledger) (accountRecord, bool) {
+	tok, aerr := bearer(r)
+	if aerr != nil {
+		n.writeError(w, aerr)
+		return accountRecord{}, false
+	}
+	rec, err := l.Authorize(r.Context(), r.PathValue("id"), tok)
+	if err != nil {
+		n.writeError(w, err)
+		return rec, false
+	}
+	return rec, true
+}
+
+func (n *node) read(w http.ResponseWriter, r *http.Request) {
+	l := n.ledgerOr503(w)
+	if l == nil {
+		return
+	}
+	rec, ok := n.authorize(w, r, l)
+	if !ok {
+		return
+	}
+	bal, err := l.Balance(r.Context(), rec.ID)
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Account{ID: rec.ID, Name: rec.Name, HomeDC: rec.HomeDC, HomeCity: rec.HomeCity,
+		BalanceFen: bal, ServedBy: n.cfg.DC, ServedCity: n.cfg.City})
+}
+
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// ParseTransfer decodes a transfer request strictly: every field present,
+// of the right JSON type, amount a positive whole number of fen that fits in
+// int64, and no unknown field. The error names the field.
+func ParseTransfer(body []byte) (TransferRequest, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return TransferRequest{}, &apiError{status: http.StatusBadRequest, msg: "body: want a JSON object {\"to\": ID, \"amount_fen\": N, \"key\": KEY}: " + err.Error()}
+	}
+	for k := range raw {
+		if k != "to" && k != "amount_fen" && k != "key" {
+			return TransferRequest{}, badField(k, "unknown field; valid fields: to, amount_fen, key")
+		}
+	}
+	var t TransferRequest
+	str := func(field string) (string, error) {
+		v, ok := raw[field]
+		if !ok {
+			return "", badField(field, "missing")
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", badField(field, "must be a JSON string, got %s", v)
+		}
+		return s, nil
+	}
+	var err error
+	if t.To, err = str("to"); err != nil {
+		return t, err
+	}
+	if t.To == "" {
+		return t, badField("to", "empty: give the account id to transfer to")
+	}
+	if t.Key, err = str("key"); err != nil {
+		return t, err
+	}
+	if !keyRE.MatchString(t.Key) {
+		return t, badField("key", "must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
+	}
+	v, ok := raw["amount_fen"]
+	if !ok {
+		return t, badField("amount_fen", "missing")
+	}
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return t, badField("amount_fen", "must be a JSON number of fen (¥1 = 100 fen), got %s", v)
+	}
+	amount, perr := strconv.ParseInt(string(v), 10, 64)
+	switch {
+	case errors.Is(perr, strconv.ErrRange):
+		return t, badField("amount_fen", "%s does not fit in 64 bits", v)
+	case perr != nil:
+		return t, badField("amount_fen", "must be a whole number of fen, got %s", v)
+	case amount <= 0:
+		return t, badField("amount_fen", "must be positive, got %d", amount)
+	}
+	t.AmountFen = amount
+	return t, nil
+}
+
+// headerBatch lets a client ask for its transfer to be committed alone, to
+// measure what group commit buys.
+const headerBatch = "X-Fibercut-Batch"
+
+func (n *node) transfer(w http.ResponseWriter, r *http.Request) {
+	l := n.ledgerOr503(w)
+	if l == nil {
+		return
+	}
+	if _, aerr := bearer(r); aerr != nil { // no input checks for anonymous callers
+		n.writeError(w, aerr)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		n.writeError(w, badField("body", "%v", err))
+		return
+	}
+	t, err := ParseTransfer(body)
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	rec, ok := n.authorize(w, r, l)
+	if !ok {
+		return
+	}
+	if t.To == rec.ID {
+		n.writeError(w, badField("to", "cannot transfer to the paying account itself"))
+		return
+	}
+	batch := r.Header.Get(headerBatch) != "off"
+	resp, err := n.route(r.Context(), l, commitRequest{From: rec.ID, Transfer: t, Batch: batch})
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	resp.ServedBy, resp.ServedCity = n.cfg.DC, n.cfg.City
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// commitRequest is what a node sends the node of the leader's DC.
+type commitRequest struct {
+	From     string          `json:"from"`
+	Transfer TransferRequest `json:"transfer"`
+	Batch    bool            `json:"batch"`
+}
+
+// route commits through the group-commit writer of the leader's DC: one
+// writer for the whole cluster means batches from different DCs do not
+// conflict. When the leader's node cannot be reached, this DC commits
+// itself: compare-on-revision keeps that safe.
+func (n *node) route(ctx context.Context, l *Ledger, c commitRequest) (TransferResponse, error) {
+	leader := l.View().LeaderDC
+	p, ok := n.peers[leader]
+	if !ok || leader == n.cfg.DC {
+		return l.Commit(ctx, c.Transfer, c.From, c.Batch)
+	}
+	b, _ := json.Marshal(c)
+	fctx, cancel := context.WithTimeout(ctx, commitTimeout+500*time.Millisecond)
+	defer cancel()
+	url := "http://" + netip.AddrPortFrom(p.WAN, lab.NodePort).String() + "/internal/commit"
+	req, _ := http.NewRequestWithContext(fctx, http.MethodPost, url, bytes.NewReader(b))
+	resp, err := n.fwd.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return TransferResponse{}, fmt.Errorf("%w: %v", ErrUnknownResult, err)
+		}
+		// The request may have reached the leader's node: committing here
+		// with the same key is safe, it moves money at most once.
+		slog.Debug("forward to leader failed; committing here", "leader", leader, "err", err)
+		return l.Commit(ctx, c.Transfer, c.From, c.Batch)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		var tr TransferResponse
+		if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil {
+			return tr, fmt.Errorf("%w: reply from %s: %v", ErrUnknownResult, leader, err)
+		}
+		return tr, nil
+	}
+	var er ErrorResponse
+	json.NewDecoder(resp.Body).Decode(&er)
+	return TransferResponse{}, &apiError{status: resp.StatusCode, field: er.Field, msg: er.Error, unknown: er.Unknown}
+}
+
+func (n *node) commit(w http.ResponseWriter, r *http.Request) {
+	l := n.ledgerOr503(w)
+	if l == nil {
+		return
+	}
+	var c commitRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&c); err != nil {
+		n.writeError(w, badField("body", "%v", err))
+		return
+	}
+	resp, err := l.Commit(r.Context(), c.Transfer, c.From, c.Batch)
+	if err != nil {
+		n.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }

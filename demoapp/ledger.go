@@ -1,0 +1,414 @@
+package demoapp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Keys in the ledger's key space.
+const (
+	prefixAccount  = "acct/" // acct/<id>: accountRecord (JSON)
+	prefixBalance  = "bal/"  // bal/<id>: balance in fen, decimal
+	prefixTransfer = "xfer/" // xfer/<from>/<key>: Transfer (JSON)
+)
+
+// Ports of a ledger member on its DC's WAN address.
+const (
+	PeerPort   = 2380
+	ClientPort = 2379
+)
+
+// Errors of the ledger, tested with errors.Is.
+var (
+	ErrNoAccount     = errors.New("no such account")
+	ErrBadToken      = errors.New("wrong token")
+	ErrFunds         = errors.New("insufficient funds")
+	ErrKeyReused     = errors.New("idempotency key already used for another transfer")
+	ErrNoQuorum      = errors.New("ledger unavailable here: no quorum")
+	ErrUnknownResult = errors.New("transfer outcome unknown")
+)
+
+// Peer is one ledger member: a DC and its WAN address.
+type Peer struct {
+	DC   string
+	City string
+	WAN  netip.Addr
+}
+
+// TransferKey is the ledger key of a transfer: idempotency keys are scoped to
+// the account that pays.
+func TransferKey(from, key string) string { return prefixTransfer + from + "/" + key }
+
+// BalanceKey is the ledger key of an account's balance.
+func BalanceKey(id string) string { return prefixBalance + id }
+
+type accountRecord struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	HomeDC      string `json:"home_dc"`
+	HomeCity    string `json:"home_city"`
+	TokenSHA256 string `json:"token_sha256"`
+}
+
+// LedgerConfig configures a DC's ledger member.
+type LedgerConfig struct {
+	DC    string
+	Dir   string // data directory (on the DC's volume)
+	Token string // cluster token: the lab name
+	Peers []Peer // every member, this DC included
+	// TickMS and ElectionMS are the raft heartbeat and election timeout.
+	TickMS, ElectionMS int
+	// Listen, when valid, is where the member listens instead of its WAN
+	// address (tests on loopback).
+	MaxBatch int // transfers per group commit; 1 disables batching
+}
+
+// Ledger is a DC's part of the replicated ledger: its embedded etcd member,
+// a client to the whole cluster whose endpoints a health manager keeps to
+// the members that answer and have a leader, and the group-commit writer.
+type Ledger struct {
+	cfg    LedgerConfig
+	self   Peer
+	member *embed.Etcd
+	cli    *clientv3.Client
+	view   atomic.Pointer[clusterView]
+	writer *writer
+
+	accounts sync.Map // id → accountRecord: accounts never change
+	nAcct    atomic.Int64
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// clusterView is what the health manager last saw.
+type clusterView struct {
+	At       time.Time
+	Healthy  []string // DCs whose members answered and have a leader
+	LeaderDC string   // "" when no reachable member knows a leader
+	// Reachable is whether this DC reaches the leader's member: when not,
+	// this DC cannot commit and says so at once.
+	Reachable bool
+}
+
+func peerURL(a netip.Addr, port int) url.URL {
+	return url.URL{Scheme: "http", Host: netip.AddrPortFrom(a, uint16(port)).String()}
+}
+
+// StartLedger starts the DC's member and returns when it has joined the
+// cluster or ctx is done. On a data directory that already holds a member
+// (after power-off), the member restarts from it.
+func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
+	l := &Ledger{cfg: cfg, done: make(chan struct{})}
+	var initial string
+	for _, p := range cfg.Peers {
+		if p.DC == cfg.DC {
+			l.self = p
+		}
+		u := peerURL(p.WAN, PeerPort)
+		if initial != "" {
+			initial += ","
+		}
+		initial += p.DC + "=" + u.String()
+	}
+	if !l.self.WAN.IsValid() {
+		return nil, fmt.Errorf("demoapp: dc %s is not among the ledger peers", cfg.DC)
+	}
+	ec := embed.NewConfig()
+	ec.Name = cfg.DC
+	ec.Dir = cfg.Dir
+	ec.TickMs = uint(cfg.TickMS)
+	ec.ElectionMs = uint(cfg.ElectionMS)
+	ec.InitialCluster = initial
+	ec.InitialClusterToken = cfg.Token
+	ec.ClusterState = embed.ClusterStateFlagNew
+	pu := peerURL(l.self.WAN, PeerPort)
+	cu := peerURL(l.self.WAN, ClientPort)
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	ec.ListenMetricsUrls = nil
+	ec.MaxTxnOps = 4096
+	ec.MaxRequestBytes = 8 << 20
+	ec.LogLevel = "error"
+	ec.Logger = "zap"
+	ec.PreVote = true
+	ec.SnapshotCount = 20000
+	member, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("demoapp: start ledger member %s: %w", cfg.DC, err)
+	}
+	l.member = member
+	select {
+	case <-member.Server.ReadyNotify():
+	case err := <-member.Err():
+		member.Close()
+		return nil, fmt.Errorf("demoapp: ledger member %s: %w", cfg.DC, err)
+	case <-ctx.Done():
+		member.Close()
+		return nil, ctx.Err()
+	}
+	var eps []string
+	for _, p := range cfg.Peers {
+		u := peerURL(p.WAN, ClientPort)
+		eps = append(eps, u.String())
+	}
+	l.cli, err = clientv3.New(clientv3.Config{
+		Endpoints:            eps,
+		DialTimeout:          time.Second,
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: time.Second,
+		Logger:               zap.NewNop(),
+		MaxCallSendMsgSize:   16 << 20,
+	})
+	if err != nil {
+		member.Close()
+		return nil, fmt.Errorf("demoapp: ledger client: %w", err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	l.stop = cancel
+	l.writer = newWriter(l, max(cfg.MaxBatch, 1))
+	go l.manageEndpoints(mctx)
+	go l.writer.run(mctx)
+	return l, nil
+}
+
+// Close stops the writer, the client and the member.
+func (l *Ledger) Close() {
+	l.stop()
+	l.cli.Close()
+	l.member.Close()
+}
+
+// View returns what the endpoint manager last saw of the cluster.
+func (l *Ledger) View() clusterView {
+	if v := l.view.Load(); v != nil {
+		return *v
+	}
+	return clusterView{}
+}
+
+// OK reports whether this DC can commit: it reaches a member that has a
+// leader, and the leader's member.
+func (l *Ledger) OK() bool {
+	v := l.View()
+	return v.LeaderDC != "" && v.Reachable && time.Since(v.At) < time.Second
+}
+
+// probeInterval is how often the endpoint manager asks every member for its
+// status. A blackholed endpoint otherwise stays in the client's pool for
+// about 10 s.
+const probeInterval = 150 * time.Millisecond
+
+// manageEndpoints asks every member for its status every probeInterval and
+// keeps the client's endpoints to those that answer, have a leader, and are
+// not far behind the most advanced member.
+func (l *Ledger) manageEndpoints(ctx context.Context) {
+	tick := time.NewTicker(probeInterval)
+	defer tick.Stop()
+	current := ""
+	for {
+		type answer struct {
+			peer   Peer
+			ok     bool
+			leader uint64
+			member uint64
+			index  uint64
+		}
+		answers := make([]answer, len(l.cfg.Peers))
+		var wg sync.WaitGroup
+		for i, p := range l.cfg.Peers {
+			wg.Go(func() {
+				u := peerURL(p.WAN, ClientPort)
+				sctx, cancel := context.WithTimeout(ctx, probeInterval)
+				defer cancel()
+				st, err := l.cli.Status(sctx, u.String())
+				a := answer{peer: p}
+				if err == nil && st.Header != nil {
+					a = answer{peer: p, ok: st.Leader != 0, leader: st.Leader, member: st.Header.MemberId, index: st.RaftIndex}
+				}
+				answers[i] = a
+			})
+		}
+		wg.Wait()
+		var maxIndex uint64
+		byID := map[uint64]string{}
+		votes := map[uint64]int{}
+		for _, a := range answers {
+			if a.ok {
+				maxIndex = max(maxIndex, a.index)
+				byID[a.member] = a.peer.DC
+				votes[a.leader]++
+			}
+		}
+		var leaderID uint64
+		for id, n := range votes {
+			if n > votes[leaderID] {
+				leaderID = id
+			}
+		}
+		view := &clusterView{At: time.Now()}
+		var healthy []string
+		for _, a := range answers {
+			// A member more than a few thousand entries behind is still
+			// catching up after a partition: serving from it would stall.
+			if a.ok && a.leader == leaderID && maxIndex-a.index < 5000 {
+				view.Healthy = append(view.Healthy, a.peer.DC)
+				u := peerURL(a.peer.WAN, ClientPort)
+				healthy = append(healthy, u.String())
+			}
+		}
+		if dc, ok := byID[leaderID]; ok && leaderID != 0 {
+			view.LeaderDC = dc
+			view.Reachable = true
+		}
+		l.view.Store(view)
+		if key := fmt.Sprint(healthy); len(healthy) > 0 && key != current {
+			l.cli.SetEndpoints(healthy...)
+			slog.Debug("ledger endpoints", "dc", l.cfg.DC, "healthy", view.Healthy, "leader", view.LeaderDC)
+			current = key
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// callCtx gives every ledger call a deadline and requires a leader, so that a
+// member without quorum fails at once instead of hanging.
+func callCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(clientv3.WithRequireLeader(ctx), d)
+}
+
+const (
+	readTimeout   = 700 * time.Millisecond
+	commitTimeout = 1500 * time.Millisecond
+)
+
+func randomID(n int) string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyz23456789" // no 0/o, 1/l/i
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func tokenHash(token string) string {
+	s := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(s[:])
+}
+
+// OpenAccount creates an account homed in this DC holding the initial
+// balance, and returns it with its secret token.
+func (l *Ledger) OpenAccount(ctx context.Context) (Account, error) {
+	tok := make([]byte, 16)
+	rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	for range 5 {
+		id := randomID(6)
+		rec := accountRecord{ID: id, Name: "游客 Guest " + id, HomeDC: l.self.DC, HomeCity: l.self.City, TokenSHA256: tokenHash(token)}
+		b, _ := json.Marshal(rec)
+		cctx, cancel := callCtx(ctx, commitTimeout)
+		resp, err := l.cli.Txn(cctx).
+			If(clientv3.Compare(clientv3.CreateRevision(prefixAccount+id), "=", 0)).
+			Then(clientv3.OpPut(prefixAccount+id, string(b)), clientv3.OpPut(BalanceKey(id), strconv.FormatInt(InitialBalanceFen, 10))).
+			Commit()
+		cancel()
+		if err != nil {
+			return Account{}, l.unavailable(err)
+		}
+		if !resp.Succeeded {
+			continue // id taken: draw another
+		}
+		l.accounts.Store(id, rec)
+		return Account{ID: id, Token: token, Name: rec.Name, HomeDC: rec.HomeDC, HomeCity: rec.HomeCity,
+			BalanceFen: InitialBalanceFen, ServedBy: l.self.DC, ServedCity: l.self.City}, nil
+	}
+	return Account{}, fmt.Errorf("demoapp: could not draw a free account id")
+}
+
+// unavailable turns a ledger error into ErrNoQuorum: the caller may retry
+// elsewhere.
+func (l *Ledger) unavailable(err error) error {
+	return fmt.Errorf("%w (dc %s): %v", ErrNoQuorum, l.self.DC, err)
+}
+
+// account returns an account's record, from the cache or the ledger.
+func (l *Ledger) account(ctx context.Context, id string) (accountRecord, error) {
+	if v, ok := l.accounts.Load(id); ok {
+		return v.(accountRecord), nil
+	}
+	cctx, cancel := callCtx(ctx, readTimeout)
+	defer cancel()
+	resp, err := l.cli.Get(cctx, prefixAccount+id)
+	if err != nil {
+		return accountRecord{}, l.unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return accountRecord{}, fmt.Errorf("%w %q", ErrNoAccount, id)
+	}
+	var rec accountRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
+		return accountRecord{}, fmt.Errorf("demoapp: account %s: %w", id, err)
+	}
+	if l.nAcct.Add(1) < 1_000_000 { // bound the cache
+		l.accounts.Store(id, rec)
+	}
+	return rec, nil
+}
+
+// Authorize checks that token opens account id.
+func (l *Ledger) Authorize(ctx context.Context, id, token string) (accountRecord, error) {
+	rec, err := l.account(ctx, id)
+	if err != nil {
+		return rec, err
+	}
+	if subtle.ConstantTimeCompare([]byte(tokenHash(token)), []byte(rec.TokenSHA256)) != 1 {
+		return rec, ErrBadToken
+	}
+	return rec, nil
+}
+
+// Balance reads an account's balance (a linearizable read).
+func (l *Ledger) Balance(ctx context.Context, id string) (int64, error) {
+	cctx, cancel := callCtx(ctx, readTimeout)
+	defer cancel()
+	resp, err := l.cli.Get(cctx, BalanceKey(id))
+	if err != nil {
+		return 0, l.unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, fmt.Errorf("%w %q", ErrNoAccount, id)
+	}
+	return strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+}
+
+// Commit applies a transfer through this DC's group-commit writer.
+func (l *Ledger) Commit(ctx context.Context, t TransferRequest, from string, batch bool) (TransferResponse, error) {
+	return l.writer.submit(ctx, t, from, batch)
+}
+
+// decodeKV reads a balance value.
+func decodeBalance(kv *mvccpb.KeyValue) (int64, error) {
+	return strconv.ParseInt(string(kv.Value), 10, 64)
+}

@@ -19,7 +19,16 @@ type Health struct {
 	DC      string `json:"dc"`
 	City    string `json:"city"`
 	Version string `json:"version,omitempty"`
+	// Ledger is the state of the DC's ledger member: "ok" when the DC can
+	// commit, otherwise why not ("starting", "no quorum"). Empty for nodes
+	// without a ledger (the gateway).
+	Ledger string `json:"ledger,omitempty"`
+	// Leader is the DC of the ledger's leader, as this DC sees it.
+	Leader string `json:"leader,omitempty"`
 }
+
+// LedgerOK is the Ledger value of a DC that can commit.
+const LedgerOK = "ok"
 
 var healthClient = &http.Client{
 	Timeout: 500 * time.Millisecond,
@@ -61,13 +70,24 @@ func ProbeHealthAt(ctx context.Context, ap netip.AddrPort, lab, dc string) error
 	if h.DC != dc || h.Lab != lab {
 		return fmt.Errorf("health: answered as dc %q of lab %q", h.DC, h.Lab)
 	}
+	if h.Ledger != "" && h.Ledger != LedgerOK {
+		return fmt.Errorf("ledger: %s", h.Ledger)
+	}
 	return nil
 }
 
-// CheckHealth probes every running DC over the management network and sets
-// each DC's Health.
+// CheckHealth probes every running DC over the management network, and the
+// gateway over the WAN, and sets their Health.
 func (l *Lab) CheckHealth(ctx context.Context) {
 	var wg sync.WaitGroup
+	if gw := l.Gateway; gw != nil {
+		wg.Go(func() {
+			gw.Health = "ok"
+			if err := ProbeHealthAt(ctx, netip.AddrPortFrom(gw.WANIP, GatewayPort), l.Name, RoleGateway); err != nil {
+				gw.Health = err.Error()
+			}
+		})
+	}
 	for i := range l.DCs {
 		d := &l.DCs[i]
 		if d.State != "running" {
@@ -114,6 +134,26 @@ func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) error {
 					mu.Unlock()
 					return
 				case <-tick.C:
+				}
+			}
+		})
+	}
+	if gw := l.Gateway; gw != nil {
+		wg.Go(func() {
+			for {
+				err := ProbeHealthAt(ctx, netip.AddrPortFrom(gw.WANIP, GatewayPort), l.Name, RoleGateway)
+				if err == nil {
+					gw.Health = "ok"
+					return
+				}
+				gw.Health = err.Error()
+				select {
+				case <-ctx.Done():
+					mu.Lock()
+					fail = append(fail, "gateway ("+gw.Container+": "+err.Error()+")")
+					mu.Unlock()
+					return
+				case <-time.After(25 * time.Millisecond):
 				}
 			}
 		})

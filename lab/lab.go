@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -16,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fibercut/fibercut/topology"
@@ -43,6 +46,25 @@ type Lab struct {
 	WAN      Network            `json:"wan"`
 	Mgmt     Network            `json:"mgmt"`
 	DCs      []DC               `json:"dcs"`
+	// Gateway is the entry layer; nil when its container does not exist.
+	Gateway *Gateway `json:"gateway,omitempty"`
+}
+
+// Gateway is the lab's entry layer: a container on the WAN, outside every
+// DC, that serves the audience page and the API.
+type Gateway struct {
+	Container   string     `json:"container"`
+	ContainerID string     `json:"container_id"`
+	WANIP       netip.Addr `json:"wan_ip"`
+	State       string     `json:"state"`
+	// HostPort is where the gateway is published on the host, 0 if not.
+	HostPort int    `json:"host_port,omitempty"`
+	Health   string `json:"health,omitempty"`
+}
+
+// URL is the gateway's address on the WAN, reachable from the host.
+func (g *Gateway) URL() string {
+	return "http://" + netip.AddrPortFrom(g.WANIP, GatewayPort).String()
 }
 
 // DC is one datacenter of a lab: its container and addresses.
@@ -96,6 +118,9 @@ type UpOptions struct {
 	ReadyTimeout time.Duration
 	// Timings, when not nil, receives how long each phase took.
 	Timings *Timings
+	// GatewayPort is the host port the gateway (the audience page and the
+	// API) is published on; 0 lets Docker pick a free one.
+	GatewayPort int
 }
 
 // Up creates the lab, or completes and repairs an existing one of the same
@@ -159,11 +184,8 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 
 	t0 = time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for i, dc := range topo.Datacenters {
-		spec := dcSpec{lab: name, dc: dc, image: img, wan: wan, mgmt: mgmt,
-			wanIP: wan.hostAddr(firstDCHost + i), mgmtIP: mgmt.hostAddr(firstDCHost + i),
-			topoYAML: string(topoYAML)}
-		g.Go(func() error { return ensureDC(gctx, cli, spec) })
+	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort) {
+		g.Go(func() error { return ensureContainer(gctx, cli, spec) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -187,6 +209,39 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 	return l, nil
 }
 
+// gatewayHost is the gateway's host number on the WAN /24.
+const gatewayHost = 5
+
+// specs returns the containers of a lab: one per DC, and the gateway.
+func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort int) []containerSpec {
+	var peers []string
+	for i, dc := range topo.Datacenters {
+		peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
+	}
+	common := []string{EnvLab + "=" + name, EnvTopology + "=" + topoYAML, EnvPeers + "=" + strings.Join(peers, ",")}
+	var out []containerSpec
+	for i, dc := range topo.Datacenters {
+		out = append(out, containerSpec{
+			name:   containerName(name, dc.ID),
+			labels: map[string]string{LabelLab: name, LabelDC: dc.ID, LabelCity: dc.City, LabelRole: RoleDC},
+			env:    append([]string{EnvDC + "=" + dc.ID, EnvCity + "=" + dc.City}, common...),
+			cmd:    []string{"node"},
+			image:  img, wan: wan, wanIP: wan.hostAddr(firstDCHost + i), wanAlias: WANName(dc.ID),
+			mgmt: &mgmt, mgmtIP: mgmt.hostAddr(firstDCHost + i), mgmtAlias: MgmtName(dc.ID),
+			volume: volumeName(name, dc.ID),
+		})
+	}
+	out = append(out, containerSpec{
+		name:   containerName(name, RoleGateway),
+		labels: map[string]string{LabelLab: name, LabelRole: RoleGateway},
+		env:    common,
+		cmd:    []string{"gateway"},
+		image:  img, wan: wan, wanIP: wan.hostAddr(gatewayHost), wanAlias: RoleGateway + ".wan",
+		publish: GatewayPort, hostPort: gatewayPort,
+	})
+	return out
+}
+
 // checkTopology refuses to change the topology of an existing lab.
 func checkTopology(ctx context.Context, cli client.APIClient, name string, topo *topology.Topology, want string) error {
 	n, ok, err := findNetwork(ctx, cli, name, NetWAN)
@@ -205,98 +260,120 @@ func checkTopology(ctx context.Context, cli client.APIClient, name string, topo 
 		ErrTopologyMismatch, name, haveName, topo.Name, name)
 }
 
-// dcSpec is everything needed to create one DC's container.
-type dcSpec struct {
-	lab           string
-	dc            topology.Datacenter
-	image         Image
-	wan, mgmt     Network
-	wanIP, mgmtIP netip.Addr
-	topoYAML      string
+// containerSpec is everything needed to create one of a lab's containers:
+// a DC (on both networks, with a data volume) or the gateway (on the WAN
+// only, with its port published on the host).
+type containerSpec struct {
+	name      string
+	labels    map[string]string
+	env       []string
+	cmd       []string
+	image     Image
+	wan       Network
+	wanIP     netip.Addr
+	wanAlias  string
+	mgmt      *Network // nil: not on the management network
+	mgmtIP    netip.Addr
+	mgmtAlias string
+	volume    string // "" for none
+	publish   int    // container port to publish on the host, 0 for none
+	hostPort  int    // host port for publish; 0 lets Docker pick
 }
 
-// ensureDC creates the DC's container, or repairs and starts an existing one.
-func ensureDC(ctx context.Context, cli client.APIClient, s dcSpec) error {
-	name := containerName(s.lab, s.dc.ID)
-	c, err := cli.ContainerInspect(ctx, name)
+func (s containerSpec) lab() string { return s.labels[LabelLab] }
+
+// ensureContainer creates the container, or repairs and starts an existing one.
+func ensureContainer(ctx context.Context, cli client.APIClient, s containerSpec) error {
+	c, err := cli.ContainerInspect(ctx, s.name)
 	switch {
 	case cerrdefs.IsNotFound(err):
-		return createDC(ctx, cli, s)
+		return createContainer(ctx, cli, s)
 	case err != nil:
-		return fmt.Errorf("lab: inspect container %s: %w", name, err)
+		return fmt.Errorf("lab: inspect container %s: %w", s.name, err)
 	}
-	if c.Config == nil || c.Config.Labels[LabelLab] != s.lab {
+	if c.Config == nil || c.Config.Labels[LabelLab] != s.lab() {
 		return fmt.Errorf("lab: a container named %s already exists (id %.12s) and was not created by fibercut for lab %q; remove it or choose another --name",
-			name, c.ID, s.lab)
+			s.name, c.ID, s.lab())
 	}
 	if why := drift(c, s); why != "" {
-		slog.Info("recreating DC container", "container", name, "reason", why)
+		slog.Info("recreating container", "container", s.name, "reason", why)
 		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("lab: remove outdated container %s: %w", name, err)
+			return fmt.Errorf("lab: remove outdated container %s: %w", s.name, err)
 		}
-		return createDC(ctx, cli, s)
+		return createContainer(ctx, cli, s)
 	}
 	switch {
 	case c.State.Paused:
 		if err := cli.ContainerUnpause(ctx, c.ID); err != nil {
-			return fmt.Errorf("lab: unpause %s: %w", name, err)
+			return fmt.Errorf("lab: unpause %s: %w", s.name, err)
 		}
 	case !c.State.Running:
 		if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-			return fmt.Errorf("lab: start %s: %w", name, err)
+			return fmt.Errorf("lab: start %s: %w", s.name, err)
 		}
 	}
 	return nil
 }
 
 // drift says why an existing container does not match its spec, or "".
-func drift(c container.InspectResponse, s dcSpec) string {
+func drift(c container.InspectResponse, s containerSpec) string {
 	if c.Image != s.image.ID {
 		return "node image changed"
+	}
+	for _, e := range s.env { // Docker adds the image's own variables
+		if !slices.Contains(c.Config.Env, e) {
+			return "environment changed"
+		}
 	}
 	if c.NetworkSettings == nil {
 		return "no network settings"
 	}
-	for _, want := range []struct {
+	want := []struct {
 		net Network
 		ip  netip.Addr
-	}{{s.wan, s.wanIP}, {s.mgmt, s.mgmtIP}} {
-		ep, ok := c.NetworkSettings.Networks[want.net.Name]
-		if !ok || ep.NetworkID != want.net.ID {
-			return "not attached to " + want.net.Name
+	}{{s.wan, s.wanIP}}
+	if s.mgmt != nil {
+		want = append(want, struct {
+			net Network
+			ip  netip.Addr
+		}{*s.mgmt, s.mgmtIP})
+	}
+	for _, w := range want {
+		ep, ok := c.NetworkSettings.Networks[w.net.Name]
+		if !ok || ep.NetworkID != w.net.ID {
+			return "not attached to " + w.net.Name
 		}
-		if ep.IPAMConfig == nil || ep.IPAMConfig.IPv4Address != want.ip.String() {
-			return "wrong address on " + want.net.Name
+		if ep.IPAMConfig == nil || ep.IPAMConfig.IPv4Address != w.ip.String() {
+			return "wrong address on " + w.net.Name
 		}
 	}
 	return ""
 }
 
-func createDC(ctx context.Context, cli client.APIClient, s dcSpec) error {
-	name := containerName(s.lab, s.dc.ID)
-	labels := map[string]string{LabelLab: s.lab, LabelDC: s.dc.ID, LabelCity: s.dc.City, LabelRole: RoleDC}
-	vol := volumeName(s.lab, s.dc.ID)
-	v, err := cli.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: labels})
-	if err != nil {
-		return fmt.Errorf("lab: create volume %s: %w", vol, err)
+func createContainer(ctx context.Context, cli client.APIClient, s containerSpec) error {
+	host := &container.HostConfig{CapAdd: []string{"NET_ADMIN"}}
+	if s.volume != "" {
+		v, err := cli.VolumeCreate(ctx, volume.CreateOptions{Name: s.volume, Labels: s.labels})
+		if err != nil {
+			return fmt.Errorf("lab: create volume %s: %w", s.volume, err)
+		}
+		if v.Labels[LabelLab] != s.lab() {
+			return fmt.Errorf("lab: a Docker volume named %s already exists and was not created by fibercut for lab %q; remove it or choose another --name", s.volume, s.lab())
+		}
+		host.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: s.volume, Target: DataDir}}
 	}
-	if v.Labels[LabelLab] != s.lab {
-		return fmt.Errorf("lab: a Docker volume named %s already exists and was not created by fibercut for lab %q; remove it or choose another --name", vol, s.lab)
+	cfg := &container.Config{Image: s.image.Ref, Hostname: s.labels[LabelDC], Labels: s.labels, Env: s.env, Cmd: s.cmd}
+	if cfg.Hostname == "" {
+		cfg.Hostname = s.labels[LabelRole]
 	}
-	cfg := &container.Config{
-		Image:    s.image.Ref,
-		Hostname: s.dc.ID,
-		Labels:   labels,
-		Env: []string{
-			EnvLab + "=" + s.lab,
-			EnvDC + "=" + s.dc.ID,
-			EnvCity + "=" + s.dc.City,
-			EnvTopology + "=" + s.topoYAML,
-		},
-	}
-	host := &container.HostConfig{
-		CapAdd: []string{"NET_ADMIN"},
-		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: DataDir}},
+	if s.publish != 0 {
+		port := nat.Port(strconv.Itoa(s.publish) + "/tcp")
+		cfg.ExposedPorts = nat.PortSet{port: struct{}{}}
+		hp := ""
+		if s.hostPort != 0 {
+			hp = strconv.Itoa(s.hostPort)
+		}
+		host.PortBindings = nat.PortMap{port: []nat.PortBinding{{HostIP: "0.0.0.0", HostPort: hp}}}
 	}
 	// API 1.41 takes one network at create time; the other is connected
 	// before the container starts.
@@ -304,24 +381,29 @@ func createDC(ctx context.Context, cli client.APIClient, s dcSpec) error {
 		s.wan.Name: {
 			NetworkID:  s.wan.ID,
 			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: s.wanIP.String()},
-			Aliases:    []string{WANName(s.dc.ID)},
+			Aliases:    []string{s.wanAlias},
 		},
 	}}
-	resp, err := cli.ContainerCreate(ctx, cfg, host, netcfg, nil, name)
+	resp, err := cli.ContainerCreate(ctx, cfg, host, netcfg, nil, s.name)
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
-			return fmt.Errorf("lab: create container %s: the name is taken (another `fibercut lab up` running?): %w", name, err)
+			return fmt.Errorf("lab: create container %s: the name is taken (another `fibercut lab up` running?): %w", s.name, err)
 		}
-		return fmt.Errorf("lab: create container %s: %w", name, err)
+		return fmt.Errorf("lab: create container %s: %w", s.name, err)
 	}
-	if err := cli.NetworkConnect(ctx, s.mgmt.ID, resp.ID, &network.EndpointSettings{
-		IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: s.mgmtIP.String()},
-		Aliases:    []string{MgmtName(s.dc.ID)},
-	}); err != nil {
-		return fmt.Errorf("lab: connect %s to %s: %w", name, s.mgmt.Name, err)
+	if s.mgmt != nil {
+		if err := cli.NetworkConnect(ctx, s.mgmt.ID, resp.ID, &network.EndpointSettings{
+			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: s.mgmtIP.String()},
+			Aliases:    []string{s.mgmtAlias},
+		}); err != nil {
+			return fmt.Errorf("lab: connect %s to %s: %w", s.name, s.mgmt.Name, err)
+		}
 	}
 	if err := cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
-		return fmt.Errorf("lab: start %s: %w", name, err)
+		if strings.Contains(err.Error(), "port is already allocated") || strings.Contains(err.Error(), "address already in use") {
+			return fmt.Errorf("lab: start %s: host port %d is taken; choose another with --gateway-port: %w", s.name, s.hostPort, err)
+		}
+		return fmt.Errorf("lab: start %s: %w", s.name, err)
 	}
 	return nil
 }
@@ -383,7 +465,40 @@ func Inspect(ctx context.Context, cli client.APIClient, name string) (*Lab, erro
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if err := inspectGateway(ctx, cli, l); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+func inspectGateway(ctx context.Context, cli client.APIClient, l *Lab) error {
+	c, err := cli.ContainerInspect(ctx, containerName(l.Name, RoleGateway))
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lab: inspect gateway of lab %q: %w", l.Name, err)
+	}
+	if c.Config == nil || c.Config.Labels[LabelLab] != l.Name {
+		return nil
+	}
+	gw := &Gateway{Container: containerName(l.Name, RoleGateway), ContainerID: c.ID}
+	if c.State != nil {
+		gw.State = c.State.Status
+	}
+	if c.NetworkSettings != nil {
+		if ep, ok := c.NetworkSettings.Networks[l.WAN.Name]; ok {
+			gw.WANIP, _ = netip.ParseAddr(ep.IPAddress)
+		}
+		for _, b := range c.NetworkSettings.Ports[nat.Port(strconv.Itoa(GatewayPort)+"/tcp")] {
+			if p, err := strconv.Atoi(b.HostPort); err == nil {
+				gw.HostPort = p
+				break
+			}
+		}
+	}
+	l.Gateway = gw
+	return nil
 }
 
 func inspectDC(ctx context.Context, cli client.APIClient, l *Lab, d *DC, id string) error {

@@ -134,14 +134,17 @@ func TestUpStatusDown(t *testing.T) {
 		t.Errorf("second up moved the WAN from %s to %s", l.WAN.Subnet, l2.WAN.Subnet)
 	}
 
-	if cs, ns, vs := labObjects(t, cli, l.Name); cs != 5 || ns != 2 || vs != 5 {
-		t.Fatalf("lab has %d containers, %d networks, %d volumes; want 5, 2, 5", cs, ns, vs)
+	if l.Gateway == nil || l.Gateway.Health != "ok" || !l.WAN.Subnet.Contains(l.Gateway.WANIP) || l.Gateway.HostPort == 0 {
+		t.Errorf("gateway %+v: want it healthy on the WAN and published on the host", l.Gateway)
+	}
+	if cs, ns, vs := labObjects(t, cli, l.Name); cs != 6 || ns != 2 || vs != 5 {
+		t.Fatalf("lab has %d containers, %d networks, %d volumes; want 6 (5 DCs and the gateway), 2, 5", cs, ns, vs)
 	}
 	r, err := lab.Down(ctx, cli, l.Name, lab.DownOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Containers) != 5 || len(r.Networks) != 2 || len(r.Volumes) != 5 {
+	if len(r.Containers) != 6 || len(r.Networks) != 2 || len(r.Volumes) != 5 {
 		t.Errorf("down removed %+v", r)
 	}
 	if cs, ns, vs := labObjects(t, cli, l.Name); cs+ns+vs != 0 {

@@ -21,7 +21,10 @@ const (
 )
 
 // Roles of containers.
-const RoleDC = "dc"
+const (
+	RoleDC      = "dc"
+	RoleGateway = "gateway" // the entry layer, outside every DC
+)
 
 // Network kinds.
 const (
@@ -37,10 +40,12 @@ const (
 	EnvCity     = "FIBERCUT_CITY"
 	EnvTopology = "FIBERCUT_TOPOLOGY" // topology YAML
 	EnvDataDir  = "FIBERCUT_DATA"
+	EnvPeers    = "FIBERCUT_PEERS" // "hz-a=10.200.0.10,hz-b=10.200.0.11,...": every DC's WAN address
 
-	NodePort   = 7100
-	HealthPath = "/healthz"
-	DataDir    = "/data"
+	NodePort    = 7100
+	GatewayPort = 8080
+	HealthPath  = "/healthz"
+	DataDir     = "/data"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)

@@ -43,6 +43,7 @@ func newLabUpCmd() *cobra.Command {
 		name, topo, binary string
 		timings            bool
 		timeout            time.Duration
+		gatewayPort        int
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -64,7 +65,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			defer cli.Close()
 			var tm lab.Timings
 			l, err := lab.Up(cmd.Context(), cli, lab.UpOptions{
-				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm,
+				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm, GatewayPort: gatewayPort,
 			})
 			if err != nil {
 				return err
@@ -99,6 +100,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 	cmd.Flags().StringVar(&binary, "binary", "", "static fibercut binary for the node image (default: this one, rebuilt statically if needed)")
 	cmd.Flags().BoolVar(&timings, "timings", false, "report how long each phase took")
 	cmd.Flags().DurationVar(&timeout, "ready-timeout", 60*time.Second, "how long to wait for every datacenter to answer")
+	cmd.Flags().IntVar(&gatewayPort, "gateway-port", 0, "host port for the audience page and API (default: a free port)")
 	return cmd
 }
 
@@ -141,6 +143,9 @@ which faults never touch). Exits 1 when a datacenter is not healthy.`,
 				if d.Health != "ok" {
 					bad = append(bad, d.ID)
 				}
+			}
+			if l.Gateway == nil || l.Gateway.Health != "ok" {
+				bad = append(bad, "gateway")
 			}
 			if len(bad) > 0 {
 				return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", l.Name, strings.Join(bad, ", "))}
@@ -280,7 +285,17 @@ func printLabTable(w io.Writer, l *lab.Lab) {
 	for _, d := range l.DCs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.City, d.ID, d.Container, addrOrDash(d.WANIP.String()), addrOrDash(d.MgmtIP.String()), d.State, d.Health)
 	}
+	if gw := l.Gateway; gw != nil {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", "-", "gateway", gw.Container, addrOrDash(gw.WANIP.String()), "-", gw.State, gw.Health)
+	}
 	tw.Flush()
+	if gw := l.Gateway; gw != nil {
+		fmt.Fprintf(w, "\naudience page and API: %s", gw.URL())
+		if gw.HostPort != 0 {
+			fmt.Fprintf(w, "  (from other machines: http://THIS-HOST:%d)", gw.HostPort)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func addrOrDash(s string) string {

@@ -69,6 +69,7 @@ how long users could not transfer (RTO) and whether any money was lost (RPO).`,
 		newLabCmd(),
 		newNodeCmd(),
 		newFaultCmd(),
+		newGatewayCmd(),
 	)
 	return root
 }

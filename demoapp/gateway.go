@@ -1,0 +1,392 @@
+package demoapp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/topology"
+)
+
+// GatewayName is the name the gateway gives itself in health answers.
+const GatewayName = "gateway"
+
+// GatewayConfig configures the entry layer.
+type GatewayConfig struct {
+	Lab      string
+	Version  string
+	Topology *topology.Topology
+	Peers    []Peer
+	// Listen is the address to serve on; ":8080" by default.
+	Listen string
+	// NodePort is where the DCs' nodes listen; lab.NodePort by default.
+	NodePort int
+}
+
+// gateway maps each user to a home DC (the unit), forwards the user's
+// requests there, and when the home DC stops answering re-homes the user to
+// a healthy DC in another city. Requests keep their idempotency keys, so a
+// transfer retried elsewhere moves money at most once.
+type gateway struct {
+	cfg    GatewayConfig
+	dcs    []Peer // in topology order
+	units  []string
+	next   atomic.Uint64
+	client *http.Client
+	health atomic.Pointer[map[string]bool]
+
+	mu    sync.Mutex
+	users map[string]*user
+}
+
+// user is what the gateway knows of an account.
+type user struct {
+	home, homeCity string
+	serving        string // DC serving the user now
+}
+
+// RunGateway serves the audience page and the API until ctx is done.
+func RunGateway(ctx context.Context, cfg GatewayConfig) error {
+	g := newGateway(cfg)
+	listen := cfg.Listen
+	if listen == "" {
+		listen = ":" + strconv.Itoa(lab.GatewayPort)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("demoapp: gateway listen: %w", err)
+	}
+	srv := &http.Server{Handler: g.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go g.watch(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	slog.Info("gateway serving", "lab", cfg.Lab, "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("demoapp: gateway: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("demoapp: gateway shutdown: %w", err)
+	}
+	return nil
+}
+
+func newGateway(cfg GatewayConfig) *gateway {
+	if cfg.NodePort == 0 {
+		cfg.NodePort = lab.NodePort
+	}
+	g := &gateway{cfg: cfg, dcs: cfg.Peers, users: map[string]*user{}, client: &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     30 * time.Second,
+	}}}
+	// Units: each DC appears as often as its weight.
+	for _, p := range cfg.Peers {
+		w := 1
+		if d, ok := cfg.Topology.DC(p.DC); ok && d.UnitWeight > 0 {
+			w = d.UnitWeight
+		}
+		for range w {
+			g.units = append(g.units, p.DC)
+		}
+	}
+	g.health.Store(&map[string]bool{}) // none healthy until the first round of checks
+	return g
+}
+
+func (g *gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+lab.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+		// The gateway is ready when it sees a DC that can commit: only
+		// then can users be served.
+		h := lab.Health{Lab: g.cfg.Lab, DC: GatewayName, Version: g.cfg.Version, Ledger: "no datacenter can commit"}
+		for _, p := range g.dcs {
+			if g.healthy(p.DC) {
+				h.Ledger = lab.LedgerOK
+				break
+			}
+		}
+		writeJSON(w, http.StatusOK, h)
+	})
+	mux.HandleFunc("GET /api/status", g.status)
+	mux.HandleFunc("POST /api/accounts", g.open)
+	mux.HandleFunc("GET /api/accounts/{id}", g.forward)
+	mux.HandleFunc("POST /api/accounts/{id}/transfers", g.forward)
+	mux.Handle("/", WebHandler())
+	return mux
+}
+
+// healthInterval is how often the gateway checks every DC.
+const healthInterval = 100 * time.Millisecond
+
+// watch checks every DC's health endpoint over the WAN every healthInterval:
+// a DC is healthy when it answers and its ledger can commit.
+func (g *gateway) watch(ctx context.Context) {
+	tick := time.NewTicker(healthInterval)
+	defer tick.Stop()
+	for {
+		m := make(map[string]bool, len(g.dcs))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, p := range g.dcs {
+			wg.Go(func() {
+				cctx, cancel := context.WithTimeout(ctx, 2*healthInterval)
+				defer cancel()
+				err := lab.ProbeHealthAt(cctx, netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)), g.cfg.Lab, p.DC)
+				mu.Lock()
+				m[p.DC] = err == nil
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		g.health.Store(&m)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (g *gateway) healthy(dc string) bool { return (*g.health.Load())[dc] }
+
+func (g *gateway) peer(dc string) Peer {
+	for _, p := range g.dcs {
+		if p.DC == dc {
+			return p
+		}
+	}
+	return Peer{}
+}
+
+// status reports which DCs the gateway sees as healthy.
+func (g *gateway) status(w http.ResponseWriter, _ *http.Request) {
+	type dcStatus struct {
+		DC      string `json:"dc"`
+		City    string `json:"city"`
+		Healthy bool   `json:"healthy"`
+	}
+	out := make([]dcStatus, len(g.dcs))
+	for i, p := range g.dcs {
+		out[i] = dcStatus{p.DC, p.City, g.healthy(p.DC)}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// send forwards a request to a DC's node and returns status and body. A
+// transport error or timeout means the DC did not answer.
+func (g *gateway) send(ctx context.Context, dc string, r *http.Request, body []byte, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	p := g.peer(dc)
+	url := "http://" + netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)).String() + r.URL.Path
+	req, err := http.NewRequestWithContext(ctx, r.Method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, h := range []string{"Authorization", "Content-Type", headerBatch} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
+
+// attemptTimeout bounds one try at a DC: past it the DC is taken as failed
+// and the request goes elsewhere with the same idempotency key.
+const attemptTimeout = 800 * time.Millisecond
+
+// open assigns the new user a home DC, spreading users over the units and
+// skipping DCs that are down.
+func (g *gateway) open(w http.ResponseWriter, r *http.Request) {
+	n := len(g.units)
+	start := int(g.next.Add(1))
+	tried := 0
+	// First the healthy units; if none answers, every unit once, since
+	// the health view may be a moment behind.
+	for i := 0; i < 2*n && tried < 3; i++ {
+		dc := g.units[(start+i)%n]
+		if i < n && !g.healthy(dc) {
+			continue
+		}
+		tried++
+		status, body, err := g.send(r.Context(), dc, r, nil, attemptTimeout)
+		if err != nil || status == http.StatusServiceUnavailable {
+			continue
+		}
+		var a Account
+		if status == http.StatusCreated && json.Unmarshal(body, &a) == nil {
+			g.mu.Lock()
+			g.users[a.ID] = &user{home: a.HomeDC, homeCity: a.HomeCity, serving: a.HomeDC}
+			g.mu.Unlock()
+		}
+		g.reply(w, status, body, StateServing)
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no datacenter can open accounts right now; retry", State: StateSwitching})
+}
+
+// lookup returns what the gateway knows of an account, learning it from any
+// healthy DC when the gateway has not seen it yet (after a restart).
+func (g *gateway) lookup(ctx context.Context, r *http.Request, id string) *user {
+	g.mu.Lock()
+	u, ok := g.users[id]
+	g.mu.Unlock()
+	if ok {
+		return u
+	}
+	probe := r.Clone(ctx)
+	probe.Method = http.MethodGet
+	probe.URL.Path = "/api/accounts/" + id
+	for _, p := range g.dcs {
+		if !g.healthy(p.DC) {
+			continue
+		}
+		status, body, err := g.send(ctx, p.DC, probe, nil, attemptTimeout)
+		var a Account
+		if err != nil || status != http.StatusOK || json.Unmarshal(body, &a) != nil {
+			continue
+		}
+		u = &user{home: a.HomeDC, homeCity: a.HomeCity, serving: a.HomeDC}
+		g.mu.Lock()
+		if old, ok := g.users[id]; ok {
+			u = old
+		} else {
+			g.users[id] = u
+		}
+		g.mu.Unlock()
+		return u
+	}
+	return nil
+}
+
+// rehome moves a user whose serving DC failed to a healthy DC, preferring
+// another city than the home's, and returns it ("" when none is healthy).
+func (g *gateway) rehome(u *user, failed string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u.serving != failed && g.healthy(u.serving) {
+		return u.serving // another request already moved the user
+	}
+	var same, other []string
+	for _, p := range g.dcs {
+		if p.DC == failed || !g.healthy(p.DC) {
+			continue
+		}
+		if p.City == u.homeCity {
+			same = append(same, p.DC)
+		} else {
+			other = append(other, p.DC)
+		}
+	}
+	cands := slices.Concat(other, same)
+	if len(cands) == 0 {
+		return ""
+	}
+	// Spread re-homed users over the candidates.
+	u.serving = cands[int(g.next.Add(1))%len(cands)]
+	return u.serving
+}
+
+func (g *gateway) state(u *user, dc string) string {
+	if dc == u.home {
+		return StateServing
+	}
+	return StateSwitched
+}
+
+// forward sends a user's request to the DC serving the user, and on failure
+// (no answer within attemptTimeout, or 503) re-homes the user and tries
+// again with the same body, hence the same idempotency key.
+func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "body: " + err.Error(), Field: "body"})
+		return
+	}
+	id := r.PathValue("id")
+	u := g.lookup(r.Context(), r, id)
+	if u == nil {
+		// Unknown to every healthy DC, or none is healthy: ask any DC
+		// for its definite answer (404, 401, ...) or report switching.
+		for _, p := range g.dcs {
+			if status, b, err := g.send(r.Context(), p.DC, r, body, attemptTimeout); err == nil && status != http.StatusServiceUnavailable {
+				g.reply(w, status, b, "")
+				return
+			}
+		}
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no datacenter answers right now; retry", State: StateSwitching})
+		return
+	}
+	deadline := time.Now().Add(3 * attemptTimeout)
+	g.mu.Lock()
+	dc := u.serving
+	g.mu.Unlock()
+	var lastStatus int
+	var lastBody []byte
+	for attempt := 0; time.Now().Before(deadline) && attempt < 4; attempt++ {
+		if !g.healthy(dc) {
+			if dc = g.rehome(u, dc); dc == "" {
+				break
+			}
+		}
+		status, b, err := g.send(r.Context(), dc, r, body, attemptTimeout)
+		if r.Context().Err() != nil {
+			return // the user went away
+		}
+		if err == nil && status != http.StatusServiceUnavailable {
+			g.reply(w, status, b, g.state(u, dc))
+			return
+		}
+		lastStatus, lastBody = status, b
+		slog.Debug("gateway: dc failed", "dc", dc, "status", status, "err", err)
+		if dc = g.rehome(u, dc); dc == "" {
+			break
+		}
+	}
+	if lastStatus == http.StatusServiceUnavailable {
+		g.reply(w, lastStatus, lastBody, StateSwitching)
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "容灾切换中 / switching datacenter: no datacenter answered in time; retry with the same key",
+		State: StateSwitching, Unknown: r.Method == http.MethodPost})
+}
+
+// reply passes a node's JSON answer on, with the serving state set.
+func (g *gateway) reply(w http.ResponseWriter, status int, body []byte, state string) {
+	if state != "" {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(body, &m) == nil {
+			m["state"], _ = json.Marshal(state)
+			if b, err := json.Marshal(m); err == nil {
+				body = b
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}

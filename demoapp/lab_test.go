@@ -1,0 +1,265 @@
+package demoapp_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fibercut/fibercut/demoapp"
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/labtest"
+	"github.com/fibercut/fibercut/topology"
+)
+
+// api is a tiny client of the gateway for tests.
+type api struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+func newAPI(t *testing.T, l *lab.Lab) *api {
+	t.Helper()
+	if l.Gateway == nil {
+		t.Fatal("lab has no gateway")
+	}
+	return &api{t: t, base: l.Gateway.URL(), http: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// do sends a request and decodes the JSON answer into out; it returns the
+// status and the raw body.
+func (a *api) do(method, path, token string, body any, out any) (int, string) {
+	a.t.Helper()
+	var rd *bytes.Reader
+	switch b := body.(type) {
+	case nil:
+		rd = bytes.NewReader(nil)
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, a.base+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if out != nil {
+		json.Unmarshal(buf.Bytes(), out)
+	}
+	return resp.StatusCode, buf.String()
+}
+
+func (a *api) open() demoapp.Account {
+	a.t.Helper()
+	var acc demoapp.Account
+	if status, body := a.do("POST", "/api/accounts", "", nil, &acc); status != http.StatusCreated {
+		a.t.Fatalf("open account: %d %s", status, body)
+	}
+	return acc
+}
+
+func (a *api) balance(acc demoapp.Account) int64 {
+	a.t.Helper()
+	var got demoapp.Account
+	if status, body := a.do("GET", "/api/accounts/"+acc.ID, acc.Token, nil, &got); status != http.StatusOK {
+		a.t.Fatalf("read %s: %d %s", acc.ID, status, body)
+	}
+	return got.BalanceFen
+}
+
+func (a *api) transfer(from demoapp.Account, body any) (int, demoapp.TransferResponse, string) {
+	a.t.Helper()
+	var tr demoapp.TransferResponse
+	status, raw := a.do("POST", "/api/accounts/"+from.ID+"/transfers", from.Token, body, &tr)
+	return status, tr, raw
+}
+
+// TestLabTransfers runs on a real five-member lab through the gateway:
+// transfers work, every bad input is rejected with its field and changes
+// nothing, and the same idempotency key twice moves money once.
+func TestLabTransfers(t *testing.T) {
+	cli := labtest.RequireDocker(t)
+	l := labtest.Up(t, cli, topology.Default)
+	a := newAPI(t, l)
+	x, y := a.open(), a.open()
+	if x.BalanceFen != 100_000_000 || x.State != demoapp.StateServing || x.HomeDC == "" || x.HomeDC != x.ServedBy {
+		t.Fatalf("opened %+v", x)
+	}
+	if x.HomeDC == y.HomeDC {
+		t.Errorf("two users homed in the same DC %s: the gateway does not spread users", x.HomeDC)
+	}
+
+	status, tr, raw := a.transfer(x, demoapp.TransferRequest{To: y.ID, AmountFen: 12_34, Key: "first"})
+	if status != http.StatusOK || tr.Replayed || tr.BalanceFen != 100_000_000-1234 || tr.Transfer.CommittedBy == "" {
+		t.Fatalf("transfer: %d %s", status, raw)
+	}
+	status, tr, raw = a.transfer(x, demoapp.TransferRequest{To: y.ID, AmountFen: 12_34, Key: "first"})
+	if status != http.StatusOK || !tr.Replayed {
+		t.Fatalf("same key again: %d %s; want the first transfer replayed", status, raw)
+	}
+	if got := a.balance(y); got != 100_000_000+1234 {
+		t.Fatalf("recipient balance after one transfer sent twice = %d", got)
+	}
+
+	bad := []struct {
+		name   string
+		token  string
+		body   string
+		status int
+		field  string
+	}{
+		{"negative", x.Token, `{"to":"` + y.ID + `","amount_fen":-1,"key":"b1"}`, 400, "amount_fen"},
+		{"zero", x.Token, `{"to":"` + y.ID + `","amount_fen":0,"key":"b2"}`, 400, "amount_fen"},
+		{"fractional", x.Token, `{"to":"` + y.ID + `","amount_fen":0.5,"key":"b3"}`, 400, "amount_fen"},
+		{"string", x.Token, `{"to":"` + y.ID + `","amount_fen":"100","key":"b4"}`, 400, "amount_fen"},
+		{"overflow", x.Token, `{"to":"` + y.ID + `","amount_fen":99999999999999999999,"key":"b5"}`, 400, "amount_fen"},
+		{"to oneself", x.Token, `{"to":"` + x.ID + `","amount_fen":1,"key":"b6"}`, 400, "to"},
+		{"unknown recipient", x.Token, `{"to":"nobody","amount_fen":1,"key":"b7"}`, 404, "to"},
+		{"insufficient funds", x.Token, `{"to":"` + y.ID + `","amount_fen":100000000000,"key":"b8"}`, 409, "amount_fen"},
+		{"missing token", "", `{"to":"` + y.ID + `","amount_fen":1,"key":"b9"}`, 401, "Authorization"},
+		{"someone else's token", y.Token, `{"to":"` + y.ID + `","amount_fen":1,"key":"b10"}`, 403, ""},
+		{"key reused", x.Token, `{"to":"` + y.ID + `","amount_fen":999,"key":"first"}`, 409, "key"},
+	}
+	for _, b := range bad {
+		var er demoapp.ErrorResponse
+		status, raw := a.do("POST", "/api/accounts/"+x.ID+"/transfers", b.token, b.body, &er)
+		if status != b.status || er.Field != b.field || er.Error == "" {
+			t.Errorf("%s: %d %s; want %d naming field %q", b.name, status, raw, b.status, b.field)
+		}
+	}
+	var er demoapp.ErrorResponse
+	if status, raw := a.do("GET", "/api/accounts/nobody", x.Token, nil, &er); status != 404 {
+		t.Errorf("read unknown account: %d %s", status, raw)
+	}
+	if got := a.balance(x); got != 100_000_000-1234 {
+		t.Errorf("payer balance after rejected transfers = %d, want %d", got, 100_000_000-1234)
+	}
+	if got := a.balance(y); got != 100_000_000+1234 {
+		t.Errorf("recipient balance after rejected transfers = %d", got)
+	}
+}
+
+// ledgerClient connects from the host straight to the ledger members that
+// are still running.
+func ledgerClient(t *testing.T, l *lab.Lab, skip ...string) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, d := range l.DCs {
+		if !strings.Contains(strings.Join(skip, ","), d.ID) {
+			eps = append(eps, "http://"+netip.AddrPortFrom(d.WANIP, demoapp.ClientPort).String())
+		}
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestLabHangzhouKilled kills both hangzhou DCs and checks that users homed
+// there are re-homed to another city and can transfer, and that no
+// acknowledged transfer is lost and no money created.
+func TestLabHangzhouKilled(t *testing.T) {
+	cli := labtest.RequireDocker(t)
+	l := labtest.Up(t, cli, topology.Default)
+	a := newAPI(t, l)
+	var users []demoapp.Account
+	for range 10 {
+		users = append(users, a.open())
+	}
+	acked := map[string]bool{} // from/key of every transfer answered ok
+	send := func(round int) (ok, fail int, cities map[string]int) {
+		cities = map[string]int{}
+		for i, u := range users {
+			to := users[(i+1)%len(users)]
+			key := fmt.Sprintf("r%d-u%d", round, i)
+			status, tr, _ := a.transfer(u, demoapp.TransferRequest{To: to.ID, AmountFen: 100, Key: key})
+			if status == http.StatusOK {
+				ok++
+				acked[u.ID+"/"+key] = true
+				cities[tr.ServedCity]++
+				if u.HomeCity == "hangzhou" && (tr.ServedCity == "hangzhou" || tr.State != demoapp.StateSwitched) && round > 0 {
+					t.Errorf("user homed in hangzhou served by %s (%s) after hangzhou died", tr.ServedBy, tr.State)
+				}
+			} else {
+				fail++
+			}
+		}
+		return ok, fail, cities
+	}
+	if ok, fail, _ := send(0); fail != 0 {
+		t.Fatalf("before the kill: %d ok, %d failed", ok, fail)
+	}
+	hzUsers := 0
+	for _, u := range users {
+		if u.HomeCity == "hangzhou" {
+			hzUsers++
+		}
+	}
+	if hzUsers == 0 {
+		t.Fatal("no user homed in hangzhou")
+	}
+	ctx := context.Background()
+	for _, dc := range []string{"hz-a", "hz-b"} {
+		d, _ := l.DC(dc)
+		if err := cli.ContainerKill(ctx, d.ContainerID, "KILL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := 1; round <= 3; round++ {
+		ok, fail, cities := send(round)
+		if fail != 0 || cities["hangzhou"] != 0 {
+			t.Errorf("round %d after the kill: %d ok, %d failed, served by cities %v", round, ok, fail, cities)
+		}
+	}
+	// Read the final state from the surviving members directly.
+	c := ledgerClient(t, l, "hz-a", "hz-b")
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	xs, err := c.Get(cctx, "xfer/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for _, kv := range xs.Kvs {
+		present[strings.TrimPrefix(string(kv.Key), "xfer/")] = true
+	}
+	for k := range acked {
+		if !present[k] {
+			t.Errorf("acknowledged transfer %s is not in the ledger", k)
+		}
+	}
+	if len(present) != len(acked) {
+		t.Errorf("%d transfers in the ledger, %d acknowledged", len(present), len(acked))
+	}
+	bs, err := c.Get(cctx, "bal/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, kv := range bs.Kvs {
+		v, _ := strconv.ParseInt(string(kv.Value), 10, 64)
+		sum += v
+	}
+	if want := int64(len(users)) * demoapp.InitialBalanceFen; sum != want || len(bs.Kvs) != len(users) {
+		t.Errorf("%d balances summing to %d, want %d summing to %d", len(bs.Kvs), sum, len(users), want)
+	}
+}

@@ -1,17 +1,28 @@
-// Package demoapp is the money-transfer service that runs on a lab: the node
-// that runs inside each datacenter container.
+// Package demoapp is the money-transfer service that runs on a lab, in which
+// every account holds ¥1,000,000 (100,000,000 fen; money is always int64 fen).
 //
-// For now a node serves only its health endpoint, on every interface, so it
-// answers on both the WAN and the management network and names its DC; the
-// ledger and the transfer API come later.
+//   - The ledger ([StartLedger]): one embedded etcd member per DC, a cluster
+//     client whose endpoints a health manager keeps to healthy members, and a
+//     group-commit writer. A transfer is one transaction that creates
+//     xfer/FROM/KEY only if absent and updates both balances under
+//     compare-on-revision, so retrying a key never moves money twice.
+//   - The node ([RunNode]): the ledger member and the JSON API of one DC
+//     (see api.go), plus its health endpoint on every interface.
+//   - The gateway ([RunGateway]): the entry layer outside every DC. It homes
+//     each user in a DC (units), forwards the user's requests there, and
+//     re-homes the user to a healthy DC in another city when the home DC
+//     stops answering; it serves the audience page ([WebHandler]).
+//   - The load generator ([RunLoad]): virtual users doing transfers through
+//     the gateway, every operation written to a [verify.Writer] history.
 //
 // # Privileges
 //
-// None: a node listens on an unprivileged port.
+// None: nodes and the gateway listen on unprivileged ports; the load
+// generator is an HTTP client.
 //
 // # Example
 //
-//	cfg, err := demoapp.NodeConfigFromEnv()
+//	cfg, err := demoapp.NodeConfigFromEnv() // inside a lab container
 //	if err != nil {
 //		return err
 //	}

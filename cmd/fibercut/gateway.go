@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -29,4 +31,21 @@ func newGatewayCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// gatewayURL returns the URL of the named lab's gateway, as seen from the host.
+func gatewayURL(ctx context.Context, name string) (string, error) {
+	cli, err := lab.Connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+	l, err := lab.Inspect(ctx, cli, name)
+	if err != nil {
+		return "", err
+	}
+	if l.Gateway == nil || l.Gateway.State != "running" {
+		return "", fmt.Errorf("lab %q has no running gateway; run `fibercut lab up --name %s`", name, name)
+	}
+	return l.Gateway.URL(), nil
 }

@@ -70,6 +70,7 @@ how long users could not transfer (RTO) and whether any money was lost (RPO).`,
 		newNodeCmd(),
 		newFaultCmd(),
 		newGatewayCmd(),
+		newLoadCmd(),
 	)
 	return root
 }

@@ -22,7 +22,14 @@ type writer struct {
 	l   *Ledger
 	max int
 	ch  chan *commitReq
+	// cache holds the balances and revisions this writer last read or
+	// wrote. Only the batching goroutine uses it. A batch whose balances
+	// are all cached skips the read; if another writer changed one, the
+	// write's revision compare fails and the batch is read afresh.
+	cache map[string]cachedBalance
 }
+
+type cachedBalance struct{ fen, rev int64 }
 
 type commitReq struct {
 	ctx  context.Context
@@ -39,7 +46,7 @@ type commitResult struct {
 }
 
 func newWriter(l *Ledger, max int) *writer {
-	return &writer{l: l, max: max, ch: make(chan *commitReq, 4*max)}
+	return &writer{l: l, max: max, ch: make(chan *commitReq, 4*max), cache: map[string]cachedBalance{}}
 }
 
 // submit queues a transfer and waits for its batch. With batch false it is
@@ -48,7 +55,7 @@ func newWriter(l *Ledger, max int) *writer {
 func (w *writer) submit(ctx context.Context, t TransferRequest, from string, batch bool) (TransferResponse, error) {
 	r := &commitReq{ctx: ctx, t: t, from: from, res: make(chan commitResult, 1)}
 	if !batch || w.max == 1 {
-		w.commit([]*commitReq{r})
+		w.commit([]*commitReq{r}, false)
 	} else {
 		select {
 		case w.ch <- r:
@@ -82,15 +89,19 @@ func (w *writer) run(ctx context.Context) {
 				break fill
 			}
 		}
-		w.commit(batch)
+		w.commit(batch, true)
 	}
 }
 
 // commit commits a batch, retrying on conflict with fresh reads and, when
-// conflicts persist, splitting it in halves.
-func (w *writer) commit(batch []*commitReq) {
+// conflicts persist, splitting it in halves. cached says whether this is
+// the batching goroutine, which may use the cache.
+func (w *writer) commit(batch []*commitReq, cached bool) {
+	if cached && w.cachedAll(batch) && !w.try(batch, true) {
+		return
+	}
 	for range 3 {
-		if !w.try(batch) {
+		if !w.try(batch, cached) {
 			return
 		}
 	}
@@ -100,14 +111,36 @@ func (w *writer) commit(batch []*commitReq) {
 		return
 	}
 	half := len(batch) / 2
-	w.commit(batch[:half])
-	w.commit(batch[half:])
+	w.commit(batch[:half], cached)
+	w.commit(batch[half:], cached)
+}
+
+// cachedAll reports whether every balance the batch touches is cached.
+func (w *writer) cachedAll(batch []*commitReq) bool {
+	for _, r := range batch {
+		if _, ok := w.cache[BalanceKey(r.from)]; !ok {
+			return false
+		}
+		if _, ok := w.cache[BalanceKey(r.t.To)]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // try runs one attempt and reports whether it hit a conflict (nothing was
 // applied and the whole batch should be tried again). Otherwise every
-// request has been answered.
-func (w *writer) try(batch []*commitReq) (conflict bool) {
+// request has been answered. With fromCache it reads nothing: balances come
+// from the cache, and transfer keys are taken as absent (the write's
+// create-only compare checks that; a retried key fails it and the batch is
+// read afresh). With useCache (but not fromCache) the read refreshes the
+// cache and the write updates it.
+func (w *writer) try(batch []*commitReq, useCache bool) (conflict bool) {
+	fromCache := useCache && w.cachedAll(batch)
+	return w.attempt(batch, useCache, fromCache)
+}
+
+func (w *writer) attempt(batch []*commitReq, useCache, fromCache bool) (conflict bool) {
 	l := w.l
 	// Read every balance and transfer key the batch touches, in one
 	// round trip.
@@ -130,11 +163,6 @@ func (w *writer) try(batch []*commitReq) (conflict bool) {
 	}
 	ctx, cancel := callCtx(batch[0].ctx, commitTimeout)
 	defer cancel()
-	read, err := l.cli.Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		w.fail(batch, l.unavailable(err))
-		return false
-	}
 	type balance struct {
 		fen    int64
 		rev    int64
@@ -143,6 +171,22 @@ func (w *writer) try(batch []*commitReq) (conflict bool) {
 	}
 	bals := map[string]*balance{}
 	stored := map[string]*Transfer{} // xfer key → transfer (stored or created in this batch)
+	if fromCache {
+		for _, k := range keys {
+			if c, ok := w.cache[k]; ok {
+				bals[k] = &balance{fen: c.fen, rev: c.rev, exists: true}
+			}
+		}
+		keys = nil
+	}
+	var read *clientv3.TxnResponse
+	if !fromCache {
+		var err error
+		if read, err = l.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			w.fail(batch, l.unavailable(err))
+			return false
+		}
+	}
 	for i, k := range keys {
 		kvs := read.Responses[i].GetResponseRange().Kvs
 		switch {
@@ -157,6 +201,9 @@ func (w *writer) try(batch []*commitReq) (conflict bool) {
 				return false
 			}
 			bals[k] = &balance{fen: fen, rev: kvs[0].ModRevision, exists: true}
+			if useCache {
+				w.cache[k] = cachedBalance{fen, kvs[0].ModRevision}
+			}
 		default:
 			var t Transfer
 			if err := json.Unmarshal(kvs[0].Value, &t); err != nil {
@@ -191,6 +238,12 @@ func (w *writer) try(batch []*commitReq) (conflict bool) {
 			r.out.err = &apiError{status: http.StatusNotFound, field: "to", msg: fmt.Sprintf("to: %v %q", ErrNoAccount, r.t.To), err: ErrNoAccount}
 			continue
 		case from.fen < r.t.AmountFen:
+			if fromCache {
+				// The cache may be behind a credit made by another
+				// writer: never refuse on its word; read afresh.
+				delete(w.cache, BalanceKey(r.from))
+				return true
+			}
 			r.out.err = fmt.Errorf("%w: balance %d fen, transfer %d fen", ErrFunds, from.fen, r.t.AmountFen)
 			continue
 		}
@@ -217,6 +270,13 @@ func (w *writer) try(batch []*commitReq) (conflict bool) {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(xk), "=", 0))
 		}
 		resp, err := l.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		if useCache && (err != nil || !resp.Succeeded) {
+			for k, b := range bals { // unknown or stale: forget them
+				if b.dirty {
+					delete(w.cache, k)
+				}
+			}
+		}
 		if err != nil {
 			// Refused before it was proposed: nothing applied. Otherwise
 			// (a timeout) it may have been: the client retries the key.
@@ -232,6 +292,13 @@ func (w *writer) try(batch []*commitReq) (conflict bool) {
 		}
 		for _, xk := range created {
 			stored[xk].Revision = resp.Header.Revision
+		}
+		if useCache {
+			for k, b := range bals {
+				if b.dirty {
+					w.cache[k] = cachedBalance{b.fen, resp.Header.Revision}
+				}
+			}
 		}
 	}
 	for _, r := range batch {

@@ -248,7 +248,7 @@ func (w *writer) attempt(batch []*commitReq, useCache, fromCache bool) (conflict
 			continue
 		}
 		from.fen -= r.t.AmountFen
-		to.fen += r.t.AmountFen
+		to.fen += r.t.AmountFen + w.l.cfg.breakExtraFen
 		from.dirty, to.dirty = true, true
 		t := &Transfer{Key: r.t.Key, From: r.from, To: r.t.To, AmountFen: r.t.AmountFen, CommittedBy: l.self.DC}
 		stored[xk] = t

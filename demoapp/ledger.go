@@ -79,7 +79,17 @@ type LedgerConfig struct {
 	// Listen, when valid, is where the member listens instead of its WAN
 	// address (tests on loopback).
 	MaxBatch int // transfers per group commit; 1 disables batching
+
+	// breakExtraFen, when not 0, is credited to every recipient on top of
+	// the amount: a deliberately broken ledger, for tests that prove the
+	// checker can fail. Set only through [EnvBreakLedger].
+	breakExtraFen int64
 }
+
+// EnvBreakLedger, set to "extra-fen" in a node's environment, breaks its
+// ledger on purpose: every transfer credits one fen more than it debits.
+// It exists so that tests can prove the drill's checker catches it.
+const EnvBreakLedger = "FIBERCUT_TEST_BREAK_LEDGER"
 
 // Ledger is a DC's part of the replicated ledger: its embedded etcd member,
 // a client to the whole cluster whose endpoints a health manager keeps to

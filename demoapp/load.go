@@ -62,6 +62,9 @@ type LoadConfig struct {
 	// Progress, when set, is called about once a second, from one goroutine,
 	// with the counts so far.
 	Progress func(LoadProgress)
+	// OnTransfers, when set, is called once, as the transfer phase begins
+	// (every account is open), with the history clock's reading then.
+	OnTransfers func(at time.Duration)
 }
 
 // LoadMaxAttempts bounds the attempts of one transfer with
@@ -316,6 +319,9 @@ func (r *loadRun) run() (LoadStats, error) {
 		r.setErr(fmt.Errorf("demoapp: load: only %d of %d accounts opened through %s; need at least 2", len(payers), r.cfg.Users, r.base))
 	default:
 		phase = time.Now()
+		if r.cfg.OnTransfers != nil {
+			r.cfg.OnTransfers(r.cfg.History.Clock().Since())
+		}
 		timer := time.AfterFunc(r.cfg.Duration, func() { r.stop(StopDuration) })
 		p := newLoadPacer(r.cfg.Rate, phase)
 		var wg sync.WaitGroup

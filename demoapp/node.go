@@ -125,11 +125,16 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	go func() { errc <- srv.Serve(ln) }()
 	if cfg.Topology != nil && len(cfg.Peers) > 0 {
 		go func() {
-			l, err := StartLedger(ctx, LedgerConfig{
+			lc := LedgerConfig{
 				DC: cfg.DC, Dir: filepath.Join(cfg.DataDir, "etcd"), Token: cfg.Lab, Peers: cfg.Peers,
 				TickMS: cfg.Topology.Ledger.TickMS, ElectionMS: cfg.Topology.Ledger.ElectionMS,
 				MaxBatch: cmpOr(cfg.MaxBatch, 256),
-			})
+			}
+			if os.Getenv(EnvBreakLedger) == "extra-fen" {
+				slog.Warn("ledger deliberately broken: every transfer credits one extra fen", "dc", cfg.DC)
+				lc.breakExtraFen = 1
+			}
+			l, err := StartLedger(ctx, lc)
 			if err != nil {
 				errc <- err
 				return

@@ -50,22 +50,9 @@ func ProbeHealth(ctx context.Context, addr netip.Addr, lab, dc string) error {
 
 // ProbeHealthAt is [ProbeHealth] for a node listening on another port.
 func ProbeHealthAt(ctx context.Context, ap netip.AddrPort, lab, dc string) error {
-	url := "http://" + ap.String() + HealthPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	h, err := fetchHealth(ctx, ap)
 	if err != nil {
 		return err
-	}
-	resp, err := healthClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health: HTTP %d", resp.StatusCode)
-	}
-	var h Health
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		return fmt.Errorf("health: %w", err)
 	}
 	if h.DC != dc || h.Lab != lab {
 		return fmt.Errorf("health: answered as dc %q of lab %q", h.DC, h.Lab)
@@ -164,4 +151,29 @@ func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) error {
 			l.Name, len(fail), len(l.DCs), timeout, strings.Join(fail, ", "))
 	}
 	return nil
+}
+
+// FetchHealth returns what the node at addr answers on its health endpoint.
+func FetchHealth(ctx context.Context, addr netip.Addr) (Health, error) {
+	return fetchHealth(ctx, netip.AddrPortFrom(addr, NodePort))
+}
+
+func fetchHealth(ctx context.Context, ap netip.AddrPort) (Health, error) {
+	var h Health
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ap.String()+HealthPath, nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return h, fmt.Errorf("health: %w", err)
+	}
+	return h, nil
 }

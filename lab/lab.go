@@ -121,6 +121,8 @@ type UpOptions struct {
 	// GatewayPort is the host port the gateway (the audience page and the
 	// API) is published on; 0 lets Docker pick a free one.
 	GatewayPort int
+	// NodeEnv adds "NAME=value" variables to every DC's node (tests).
+	NodeEnv []string
 }
 
 // Up creates the lab, or completes and repairs an existing one of the same
@@ -184,7 +186,7 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 
 	t0 = time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort) {
+	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, opts.NodeEnv) {
 		g.Go(func() error { return ensureContainer(gctx, cli, spec) })
 	}
 	if err := g.Wait(); err != nil {
@@ -213,7 +215,7 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 const gatewayHost = 5
 
 // specs returns the containers of a lab: one per DC, and the gateway.
-func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort int) []containerSpec {
+func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort int, nodeEnv []string) []containerSpec {
 	var peers []string
 	for i, dc := range topo.Datacenters {
 		peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
@@ -224,7 +226,7 @@ func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan
 		out = append(out, containerSpec{
 			name:   containerName(name, dc.ID),
 			labels: map[string]string{LabelLab: name, LabelDC: dc.ID, LabelCity: dc.City, LabelRole: RoleDC},
-			env:    append([]string{EnvDC + "=" + dc.ID, EnvCity + "=" + dc.City}, common...),
+			env:    slices.Concat([]string{EnvDC + "=" + dc.ID, EnvCity + "=" + dc.City}, common, nodeEnv),
 			cmd:    []string{"node"},
 			image:  img, wan: wan, wanIP: wan.hostAddr(firstDCHost + i), wanAlias: WANName(dc.ID),
 			mgmt: &mgmt, mgmtIP: mgmt.hostAddr(firstDCHost + i), mgmtAlias: MgmtName(dc.ID),

@@ -1,4 +1,5 @@
-// Package labs holds fibercut's data: built-in topologies (and later scenarios and compose labs). It needs no privileges.
+// Package labs holds fibercut's data: the built-in topologies and game-day
+// scenarios (and later compose labs). It needs no privileges.
 package labs
 
 import "embed"
@@ -8,3 +9,10 @@ import "embed"
 //
 //go:embed topologies/*.yaml
 var Topologies embed.FS
+
+// Scenarios holds the built-in game-day scenarios as scenarios/NAME.yaml;
+// read them with drill.BuiltinScenario, which also checks them against
+// their topology.
+//
+//go:embed scenarios/*.yaml
+var Scenarios embed.FS

@@ -2,7 +2,9 @@
 // domains), the datacenters (DCs) in them, the links (fibers) between DCs with
 // their baseline latency and bandwidth, the ledger's consensus timing and
 // fault defaults. It reads topologies from YAML with precise errors, writes
-// them back, and embeds the built-in ones from [labs.Topologies].
+// them back, and embeds the built-in ones from [labs.Topologies]. Its
+// [Decoder] reads fibercut's other YAML formats (drill scenarios) the same
+// way, with the same errors.
 //
 // It needs no privileges: it only reads files and memory.
 //

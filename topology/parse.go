@@ -32,7 +32,7 @@ func Load(path string) (*Topology, error) {
 // Every error is an [*Error] pointing at the offending YAML node; when a file
 // has several problems, only the first is reported, section by section.
 func Parse(file string, data []byte) (*Topology, error) {
-	body, err := parseDocument(file, data)
+	body, err := parseDocument(file, data, "topology", "a topology needs at least a name and datacenters")
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,9 @@ func Parse(file string, data []byte) (*Topology, error) {
 }
 
 // parseDocument parses YAML text and returns the body of its only document.
-func parseDocument(file string, data []byte) (ast.Node, error) {
+// format names the kind of file ("topology") and empty says what a file
+// must hold at least, for the messages about a second or a missing document.
+func parseDocument(file string, data []byte, format, empty string) (ast.Node, error) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, syntaxError(file, err)
@@ -65,13 +67,13 @@ func parseDocument(file string, data []byte) (ast.Node, error) {
 		if body != nil {
 			line, col := nodePosition(doc.Body)
 			return nil, &Error{File: file, Line: line, Column: col,
-				Msg: "a topology file holds one YAML document, found a second one"}
+				Msg: "a " + format + " file holds one YAML document, found a second one"}
 		}
 		body = doc.Body
 	}
 	if body == nil {
 		return nil, &Error{File: file, Line: 1, Column: 1,
-			Msg: "empty file: a topology needs at least a name and datacenters"}
+			Msg: "empty file: " + empty}
 	}
 	return body, nil
 }
@@ -143,15 +145,6 @@ func startOf(n ast.Node) (position, bool) {
 type decoder struct {
 	file string
 	pos  map[string]position
-}
-
-// decodeFunc decodes the node at path into a destination it has captured.
-type decodeFunc func(n ast.Node, path string) error
-
-// field is a known mapping key and how to decode its value.
-type field struct {
-	name   string
-	decode decodeFunc
 }
 
 func (d *decoder) record(path string, n ast.Node) {
@@ -266,7 +259,7 @@ func (d *decoder) unwrap(n ast.Node, path string) (ast.Node, error) {
 }
 
 // mapping decodes a mapping with the given fields; null is an empty mapping.
-func (d *decoder) mapping(n ast.Node, path string, fields []field) error {
+func (d *decoder) mapping(n ast.Node, path string, fields []Field) error {
 	n, err := d.unwrap(n, path)
 	if err != nil {
 		return err
@@ -287,19 +280,19 @@ func (d *decoder) mapping(n ast.Node, path string, fields []field) error {
 }
 
 // entry decodes one key: value pair of a mapping.
-func (d *decoder) entry(kv *ast.MappingValueNode, path string, fields []field) error {
+func (d *decoder) entry(kv *ast.MappingValueNode, path string, fields []Field) error {
 	key, err := d.key(kv.Key, path)
 	if err != nil {
 		return err
 	}
 	for _, f := range fields {
-		if f.name == key {
+		if f.Name == key {
 			p := childPath(path, key)
 			d.record(p, kv.Key)
 			if _, null := kv.Value.(*ast.NullNode); !null {
 				d.record(p, kv.Value) // a null value has no text to point at
 			}
-			return f.decode(kv.Value, p)
+			return f.Decode(kv.Value, p)
 		}
 	}
 	return d.errorf(kv.Key, path, "unknown field %q (valid fields: %s)", key, fieldNames(fields))
@@ -322,16 +315,16 @@ func (d *decoder) key(k ast.MapKeyNode, path string) (string, error) {
 	return "", d.errorf(k, path, "keys must be plain field names")
 }
 
-func fieldNames(fields []field) string {
+func fieldNames(fields []Field) string {
 	names := make([]string, len(fields))
 	for i, f := range fields {
-		names[i] = f.name
+		names[i] = f.Name
 	}
 	return strings.Join(names, ", ")
 }
 
 // sequence decodes each element of a list; null is an empty list.
-func (d *decoder) sequence(n ast.Node, path string, each decodeFunc) error {
+func (d *decoder) sequence(n ast.Node, path string, each DecodeFunc) error {
 	n, err := d.unwrap(n, path)
 	if err != nil {
 		return err
@@ -389,7 +382,7 @@ func (d *decoder) scalar(n ast.Node, path, want string) (text string, ok bool, e
 }
 
 // str decodes a string; null leaves dst as it is.
-func (d *decoder) str(dst *string) decodeFunc {
+func (d *decoder) str(dst *string) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		s, ok, err := d.scalar(n, path, "a string")
 		if ok {
@@ -400,7 +393,7 @@ func (d *decoder) str(dst *string) decodeFunc {
 }
 
 // integer decodes an integer; null leaves dst as it is.
-func (d *decoder) integer(dst *int) decodeFunc {
+func (d *decoder) integer(dst *int) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		n, err := d.unwrap(n, path)
 		if err != nil {
@@ -442,7 +435,7 @@ func isDigits(s string) bool {
 }
 
 // duration decodes a Go duration such as "1ms" or "60s".
-func (d *decoder) duration(dst *time.Duration) decodeFunc {
+func (d *decoder) duration(dst *time.Duration) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		s, ok, err := d.scalar(n, path, "a duration such as 1ms or 60s")
 		if !ok || err != nil {
@@ -458,7 +451,7 @@ func (d *decoder) duration(dst *time.Duration) decodeFunc {
 }
 
 // bandwidth decodes a bandwidth such as "10Gbit" (see [ParseBandwidth]).
-func (d *decoder) bandwidth(dst *int64) decodeFunc {
+func (d *decoder) bandwidth(dst *int64) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		s, ok, err := d.scalar(n, path, "a bandwidth such as 10Gbit")
 		if !ok || err != nil {
@@ -476,7 +469,7 @@ func (d *decoder) bandwidth(dst *int64) decodeFunc {
 // topology decodes the top-level mapping.
 func (d *decoder) topology(body ast.Node, t *Topology) error {
 	d.record("", body)
-	return d.mapping(body, "", []field{
+	return d.mapping(body, "", []Field{
 		{"name", d.str(&t.Name)},
 		{"description", d.str(&t.Description)},
 		{"ledger", d.ledger(&t.Ledger)},
@@ -487,28 +480,28 @@ func (d *decoder) topology(body ast.Node, t *Topology) error {
 	})
 }
 
-func (d *decoder) ledger(l *Ledger) decodeFunc {
+func (d *decoder) ledger(l *Ledger) DecodeFunc {
 	return func(n ast.Node, path string) error {
-		return d.mapping(n, path, []field{
+		return d.mapping(n, path, []Field{
 			{"tick_ms", d.integer(&l.TickMS)},
 			{"election_ms", d.integer(&l.ElectionMS)},
 		})
 	}
 }
 
-func (d *decoder) faults(f *FaultDefaults) decodeFunc {
+func (d *decoder) faults(f *FaultDefaults) DecodeFunc {
 	return func(n ast.Node, path string) error {
-		return d.mapping(n, path, []field{
+		return d.mapping(n, path, []Field{
 			{"default_duration", d.duration(&f.Duration)},
 		})
 	}
 }
 
-func (d *decoder) cities(dst *[]City) decodeFunc {
+func (d *decoder) cities(dst *[]City) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		return d.sequence(n, path, func(n ast.Node, path string) error {
 			var c City
-			err := d.mapping(n, path, []field{
+			err := d.mapping(n, path, []Field{
 				{"name", d.str(&c.Name)},
 				{"zh", d.str(&c.ZH)},
 				{"en", d.str(&c.EN)},
@@ -519,11 +512,11 @@ func (d *decoder) cities(dst *[]City) decodeFunc {
 	}
 }
 
-func (d *decoder) datacenters(dst *[]Datacenter) decodeFunc {
+func (d *decoder) datacenters(dst *[]Datacenter) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		return d.sequence(n, path, func(n ast.Node, path string) error {
 			dc := Datacenter{UnitWeight: DefaultUnitWeight}
-			err := d.mapping(n, path, []field{
+			err := d.mapping(n, path, []Field{
 				{"id", d.str(&dc.ID)},
 				{"city", d.str(&dc.City)},
 				{"zh", d.str(&dc.ZH)},
@@ -539,11 +532,11 @@ func (d *decoder) datacenters(dst *[]Datacenter) decodeFunc {
 	}
 }
 
-func (d *decoder) links(dst *[]Link) decodeFunc {
+func (d *decoder) links(dst *[]Link) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		return d.sequence(n, path, func(n ast.Node, path string) error {
 			var l Link
-			err := d.mapping(n, path, []field{
+			err := d.mapping(n, path, []Field{
 				{"between", d.between(&l)},
 				{"latency", d.duration(&l.Latency)},
 				{"bandwidth", d.bandwidth(&l.BandwidthBits)},
@@ -555,7 +548,7 @@ func (d *decoder) links(dst *[]Link) decodeFunc {
 }
 
 // between decodes the two ends of a link.
-func (d *decoder) between(l *Link) decodeFunc {
+func (d *decoder) between(l *Link) DecodeFunc {
 	return func(n ast.Node, path string) error {
 		var ends []string
 		err := d.sequence(n, path, func(n ast.Node, path string) error {

@@ -1,13 +1,41 @@
 // Package verify holds what a drill proves things from: the history of every
 // client operation, one JSON object per line.
 //
-// For now it holds the history format: the [Header] that opens a file, the
-// [Op] lines that follow, a [Writer] that records them from many goroutines
-// on one monotonic [Clock], [ReadHistory] that reads a saved history back,
-// and [Classify], the rule that turns an HTTP answer into an [Outcome].
-// The checkers (money conserved, nothing acknowledged lost, nothing applied
-// twice), the recovery-time analysis and the reports come later and read
-// the same files, so a saved history can be checked again offline.
+// It holds the history format: the [Header] that opens a file, the [Op]
+// lines that follow, a [Writer] that records them from many goroutines on
+// one monotonic [Clock], [ReadHistory] that reads a saved history back, and
+// [Classify], the rule that turns an HTTP answer into an [Outcome]. It reads
+// the ledger's [FinalState] after a drill ([ReadFinalState], saved beside
+// the history with [SaveState]) and checks the history against it
+// ([CheckHistory]); the recovery-time analysis and the reports read the
+// same files, so a saved drill can be checked again offline.
+//
+// # Checking money
+//
+// [CheckHistory] is Jepsen's bank test, in one pass over the history and
+// one over each part of the state. It returns one [Check] per invariant,
+// under stable names ([CheckMoneyConserved] … [CheckAccountsPresent]):
+//
+//   - money conserved: the balances sum to accounts × the initial balance,
+//     and there is one balance per account;
+//   - no negative balance, in the ledger or in any ok answer;
+//   - every ok transfer present (RPO = 0), with the acknowledged payee and
+//     amount;
+//   - none applied twice: no key committed at two revisions or created by
+//     two answers (applying a transfer twice to balances while storing its
+//     key once shows in the replay);
+//   - none present that was never issued: every stored transfer was asked
+//     for, with its payee and amount, by an account the history opened;
+//   - replay equals final balances: initial balances plus every stored
+//     transfer give the ledger's balances exactly;
+//   - all members agree: every member's hash of the key space at the
+//     state's revision is the same;
+//   - failed transfers absent: a key every attempt of which was told
+//     "nothing applied" is not stored;
+//   - every opened account present.
+//
+// A transfer whose outcome the client never learnt is settled from the
+// state (Result.UnknownApplied, UnknownNotFound) and is never counted lost.
 //
 // # Outcomes
 //
@@ -25,7 +53,8 @@
 //
 // # Privileges
 //
-// None: it reads and writes files.
+// None: it reads and writes files, and [ReadFinalState] reads the ledger
+// through an etcd client.
 //
 // # Example
 //
@@ -42,4 +71,15 @@
 //		return err
 //	}
 //	return w.Close()
+//
+// After the drill, with the faults healed:
+//
+//	st, err := verify.ReadFinalState(ctx, cli, members, demoapp.InitialBalanceFen)
+//	if err != nil {
+//		return err
+//	}
+//	res := verify.CheckHistory(header, ops, st)
+//	for _, c := range res.Checks {
+//		fmt.Printf("%v %s: %s\n", c.OK, c.Name, c.Detail)
+//	}
 package verify

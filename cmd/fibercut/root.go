@@ -71,6 +71,8 @@ how long users could not transfer (RTO) and whether any money was lost (RPO).`,
 		newFaultCmd(),
 		newGatewayCmd(),
 		newLoadCmd(),
+		newDrillCmd(),
+		newVerifyCmd(),
 	)
 	return root
 }

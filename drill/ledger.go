@@ -1,0 +1,149 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/fibercut/fibercut/demoapp"
+	"github.com/fibercut/fibercut/lab"
+)
+
+// members returns each DC's ledger client URL, on the WAN.
+func members(l *lab.Lab) map[string]string {
+	m := map[string]string{}
+	for _, d := range l.DCs {
+		m[d.ID] = "http://" + netip.AddrPortFrom(d.WANIP, demoapp.ClientPort).String()
+	}
+	return m
+}
+
+// ledgerClient connects from the host to every member of the lab's ledger.
+func ledgerClient(l *lab.Lab) (*clientv3.Client, error) {
+	var eps []string
+	for _, u := range members(l) {
+		eps = append(eps, u)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("drill: connect to the ledger: %w", err)
+	}
+	return c, nil
+}
+
+// ledgerPrefixes are the key spaces a drill owns.
+var ledgerPrefixes = []string{"acct/", "bal/", "xfer/"}
+
+// resetLedger deletes every account, balance and transfer, so that the
+// drill's verification sees only what its own load did.
+func resetLedger(ctx context.Context, c *clientv3.Client) error {
+	ops := make([]clientv3.Op, len(ledgerPrefixes))
+	for i, p := range ledgerPrefixes {
+		ops[i] = clientv3.OpDelete(p, clientv3.WithPrefix())
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Txn(cctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("drill: clear the lab's ledger: %w", err)
+	}
+	return nil
+}
+
+// moneyCheck reads every balance at one revision and reports whether their
+// sum is what the accounts were opened with. It is the live abort check; it
+// may fail to read (no quorum during a fault), which is not a violation.
+func moneyCheck(ctx context.Context, c *clientv3.Client) (ok bool, detail string, err error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	resp, err := c.Get(cctx, "bal/", clientv3.WithPrefix())
+	if err != nil {
+		return false, "", err
+	}
+	var sum int64
+	for _, kv := range resp.Kvs {
+		v, err := strconv.ParseInt(string(kv.Value), 10, 64)
+		if err != nil {
+			return false, fmt.Sprintf("balance %s is not a number: %q", kv.Key, kv.Value), nil
+		}
+		sum += v
+	}
+	want := int64(len(resp.Kvs)) * demoapp.InitialBalanceFen
+	if sum != want {
+		return false, fmt.Sprintf("at revision %d, %d balances sum to %d fen, want %d", resp.Header.Revision, len(resp.Kvs), sum, want), nil
+	}
+	return true, "", nil
+}
+
+// converge waits until every member answers, all name the same leader, and
+// their applied indexes are within a few entries of each other.
+func converge(ctx context.Context, c *clientv3.Client, l *lab.Lab, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		leaders := map[uint64]bool{}
+		var lo, hi uint64
+		answered := 0
+		for dc, u := range members(l) {
+			sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			st, err := c.Status(sctx, u)
+			scancel()
+			if err != nil {
+				last = fmt.Sprintf("%s: %v", dc, err)
+				continue
+			}
+			answered++
+			leaders[st.Leader] = true
+			if lo == 0 || st.RaftAppliedIndex < lo {
+				lo = st.RaftAppliedIndex
+			}
+			hi = max(hi, st.RaftAppliedIndex)
+		}
+		if answered == len(l.DCs) && len(leaders) == 1 && !leaders[0] && hi-lo <= 2 {
+			return nil
+		}
+		if answered == len(l.DCs) {
+			last = fmt.Sprintf("leaders %v, applied indexes %d..%d", keys(leaders), lo, hi)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drill: the ledger members did not converge within %s (last: %s)", timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func keys(m map[uint64]bool) []uint64 {
+	var out []uint64
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// leaderDC asks the DCs' nodes, over the management network, which DC holds
+// the ledger's leader; the answer most of them give wins.
+func leaderDC(ctx context.Context, l *lab.Lab) (string, error) {
+	votes := map[string]int{}
+	for _, d := range l.DCs {
+		h, err := lab.FetchHealth(ctx, d.MgmtIP)
+		if err == nil && h.Leader != "" {
+			votes[h.Leader]++
+		}
+	}
+	best := ""
+	for dc, n := range votes {
+		if n > votes[best] {
+			best = dc
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("drill: no DC knows the ledger's leader")
+	}
+	return best, nil
+}

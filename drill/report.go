@@ -1,0 +1,113 @@
+package drill
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fibercut/fibercut/topology"
+	"github.com/fibercut/fibercut/verify"
+)
+
+// report verifies the history against the final state, measures the
+// recovery and judges the expectations.
+func (r *run) report(h verify.Header, ops []verify.Op, st verify.FinalState, topo *topology.Topology, started time.Time) verify.Report {
+	r.mu.Lock()
+	windows := append([]verify.FaultWindow(nil), r.windows...)
+	steps := append([]verify.StepRecord(nil), r.steps...)
+	abortErr := r.abortErr
+	r.mu.Unlock()
+	rep := verify.Report{
+		Scenario: r.sc.Name, Description: r.sc.Description, Topology: topo.Name, Lab: r.lab.Name,
+		Started: started, Duration: time.Since(started), Faults: windows, Steps: steps,
+		Check:    verify.CheckHistory(h, ops, st),
+		RTO:      verify.AnalyzeRTO(ops, windows, verify.RTOOptions{}),
+		Timeline: verify.Timeline(ops, 100*time.Millisecond),
+		Load:     summarize(h, ops),
+	}
+	rep.Expectations = expectations(r.sc.Expect, rep)
+	if abortErr != nil {
+		rep.Expectations = append(rep.Expectations, verify.Expectation{Name: "not aborted", Want: "ran to the end", Got: abortErr.Error()})
+	}
+	rep.Passed = true
+	for _, e := range rep.Expectations {
+		rep.Passed = rep.Passed && e.OK
+	}
+	return rep
+}
+
+func summarize(h verify.Header, ops []verify.Op) verify.LoadSummary {
+	s := verify.LoadSummary{Users: h.Users, Rate: h.Rate, Ops: len(ops)}
+	for _, op := range ops {
+		switch op.Outcome {
+		case verify.OK:
+			s.OK++
+		case verify.Fail:
+			s.Fail++
+		default:
+			s.Unknown++
+		}
+	}
+	return s
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// expectations judges a scenario's limits against what the drill found.
+// The money invariants are always judged, whatever the scenario says.
+func expectations(e Expect, rep verify.Report) []verify.Expectation {
+	var out []verify.Expectation
+	add := func(name, want, got string, ok bool) {
+		out = append(out, verify.Expectation{Name: name, Want: want, Got: got, OK: ok})
+	}
+	failed := ""
+	for _, c := range rep.Check.Checks {
+		if !c.OK {
+			if failed != "" {
+				failed += "; "
+			}
+			failed += c.Name + ": " + c.Detail
+		}
+	}
+	if rep.Check.Valid {
+		add("ledger invariants", "all hold", fmt.Sprintf("all %d hold", len(rep.Check.Checks)), true)
+	} else {
+		add("ledger invariants", "all hold", failed, false)
+	}
+	add("lost", fmt.Sprintf("≤ %d", e.LostMax), fmt.Sprint(rep.Check.Lost), rep.Check.Lost <= e.LostMax)
+
+	main, ok := rep.RTO.Main()
+	if !ok {
+		if e.RTOMax > 0 || e.FirstSuccessMax > 0 || e.RecoverAfterHealMax > 0 {
+			add("a fault took effect", "yes", "no fault was applied", false)
+		}
+		return out
+	}
+	o := main.Outage
+	if e.RTOMax > 0 {
+		got := "not recovered within " + secs(o.Observed)
+		if o.Recovered {
+			got = secs(o.RTO)
+		}
+		add("rto", "≤ "+secs(e.RTOMax), got, o.Recovered && o.RTO <= e.RTOMax && (!o.AfterHeal || e.UnavailableAllowed))
+	}
+	if e.FirstSuccessMax > 0 {
+		got := "none"
+		if o.Succeeded {
+			got = secs(o.FirstSuccess)
+		}
+		add("first success", "≤ "+secs(e.FirstSuccessMax), got, o.Succeeded && o.FirstSuccess <= e.FirstSuccessMax)
+	}
+	if e.RecoverAfterHealMax > 0 {
+		// Recovery after the last fault's heal.
+		last := rep.RTO.Faults[len(rep.RTO.Faults)-1]
+		switch {
+		case last.Heal == nil:
+			add("recovered after heal", "≤ "+secs(e.RecoverAfterHealMax), "the fault was never healed", false)
+		case !last.Heal.Recovered:
+			add("recovered after heal", "≤ "+secs(e.RecoverAfterHealMax), "not within "+secs(last.Heal.Observed), false)
+		default:
+			add("recovered after heal", "≤ "+secs(e.RecoverAfterHealMax), secs(last.Heal.RTO), last.Heal.RTO <= e.RecoverAfterHealMax)
+		}
+	}
+	return out
+}

@@ -1,0 +1,457 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fibercut/fibercut/demoapp"
+	"github.com/fibercut/fibercut/faults"
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/topology"
+	"github.com/fibercut/fibercut/verify"
+)
+
+// ErrAborted is wrapped by the error of a drill stopped by an abort rule.
+var ErrAborted = errors.New("drill aborted")
+
+// Options configure [Run].
+type Options struct {
+	// Lab is the lab to run on; it is brought up (or completed) first.
+	Lab string
+	// Topology overrides the scenario's.
+	Topology *topology.Topology
+	// Out is the report directory; "" means ./fibercut-report/<time>-<scenario>.
+	Out string
+	// TimeScale multiplies every duration of the scenario (CI runs them
+	// short); 0 means 1.
+	TimeScale float64
+	// Binary is a static fibercut binary for the node image (tests).
+	Binary string
+	// NodeEnv adds environment variables to the DC nodes (tests that break
+	// the ledger on purpose).
+	NodeEnv []string
+	// Store keeps the fault records; nil means the lab's default store.
+	Store *faults.Store
+	// Events, when set, receives progress about once a second and at each
+	// step, from one goroutine at a time.
+	Events func(Event)
+}
+
+// Event is the drill's progress, for people watching it.
+type Event struct {
+	// At is the time since the transfer phase began; Total the planned
+	// length of the whole phase.
+	At, Total time.Duration
+	// Step says what is going on: "warmup", the fault in force, "settle".
+	Step string
+	// OKPerSec is the committed transfers per second of the last second.
+	OKPerSec          float64
+	OK, Fail, Unknown int64
+	// Message, when set, is news: a step applied or healed, an abort.
+	Message string
+}
+
+// Outcome is a finished drill.
+type Outcome struct {
+	Report verify.Report
+	Dir    string   // where the report was written
+	Files  []string // what was written
+}
+
+// run is the state of one drill.
+type run struct {
+	sc    *Scenario
+	opts  Options
+	cli   client.APIClient
+	lab   *lab.Lab
+	in    *faults.Injector
+	clock *verify.Clock
+	t0    time.Duration // history time at which the transfer phase began
+
+	mu       sync.Mutex
+	windows  []verify.FaultWindow
+	steps    []verify.StepRecord
+	current  string
+	progress demoapp.LoadProgress
+	abortErr error
+	abort    context.CancelFunc
+}
+
+// Run brings the lab up if needed, clears its ledger, runs the scenario's
+// load and steps, heals everything, waits for the ledger members to
+// converge, verifies the final state against the history, measures the
+// recovery times and writes the report. It returns an error only when the
+// drill could not be run (a tool error); whether the expectations held is
+// Outcome.Report.Passed. An aborted drill still verifies and reports what
+// happened, and returns an error wrapping ErrAborted.
+func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) (*Outcome, error) {
+	if opts.TimeScale != 0 && opts.TimeScale != 1 {
+		sc = sc.Scale(opts.TimeScale)
+	}
+	topo := opts.Topology
+	if topo == nil {
+		var err error
+		if topo, err = sc.ResolveTopology(); err != nil {
+			return nil, err
+		}
+	}
+	r := &run{sc: sc, opts: opts, cli: cli}
+	started := time.Now()
+	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv})
+	if err != nil {
+		return nil, err
+	}
+	r.lab = l
+	store := opts.Store
+	if store == nil {
+		if store, err = faults.OpenStore(l.Name); err != nil {
+			return nil, err
+		}
+	}
+	r.in = faults.NewInjector(cli, l, store)
+	if _, err := r.in.HealAll(ctx); err != nil {
+		return nil, fmt.Errorf("drill: heal the lab before starting: %w", err)
+	}
+	ledger, err := ledgerClient(l)
+	if err != nil {
+		return nil, err
+	}
+	defer ledger.Close()
+	if err := resetLedger(ctx, ledger); err != nil {
+		return nil, err
+	}
+
+	dir := opts.Out
+	if dir == "" {
+		dir = filepath.Join("fibercut-report", started.Format("20060102-150405")+"-"+sc.Name)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
+	}
+	histPath := filepath.Join(dir, "history.jsonl")
+	hf, err := os.Create(histPath)
+	if err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
+	}
+	defer hf.Close()
+	hw, err := verify.NewWriter(hf, verify.Header{Lab: l.Name, Target: l.Gateway.URL(), Users: sc.Load.Users, Rate: sc.Load.Rate})
+	if err != nil {
+		return nil, err
+	}
+	r.clock = hw.Clock()
+
+	runErr := r.drive(ctx, ledger, hw)
+	if err := hw.Close(); err != nil {
+		return nil, err
+	}
+	// Whatever happened, leave the lab healed and let it converge.
+	hctx := context.WithoutCancel(ctx)
+	if _, err := r.in.HealAll(hctx); err != nil {
+		return nil, fmt.Errorf("drill: heal after the drill: %w", err)
+	}
+	r.event(Event{Message: "healed; waiting for the ledger members to converge"})
+	if l2, err := lab.Inspect(hctx, cli, l.Name); err == nil {
+		r.lab = l2
+		if err := l2.WaitHealthy(hctx, 60*time.Second); err != nil {
+			return nil, fmt.Errorf("drill: lab not healthy after healing: %w", err)
+		}
+	}
+	if err := converge(hctx, ledger, r.lab, 60*time.Second); err != nil {
+		return nil, err
+	}
+	st, err := verify.ReadFinalState(hctx, ledger, members(r.lab), demoapp.InitialBalanceFen)
+	if err != nil {
+		return nil, fmt.Errorf("drill: read the final state: %w", err)
+	}
+	if err := verify.SaveState(filepath.Join(dir, "state.json"), st); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(histPath)
+	if err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
+	}
+	header, ops, err := verify.ReadHistory(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("drill: read back the history: %w", err)
+	}
+	rep := r.report(header, ops, st, topo, started)
+	files, err := verify.WriteReport(dir, rep)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, histPath, filepath.Join(dir, "state.json"))
+	return &Outcome{Report: rep, Dir: dir, Files: files}, runErr
+}
+
+// drive runs the load and the steps; it returns when the load has ended.
+func (r *run) drive(ctx context.Context, ledger *clientv3.Client, hw *verify.Writer) error {
+	sc := r.sc
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.abort = cancel
+	begun := make(chan time.Duration, 1)
+	loadDone := make(chan error, 1)
+	total := sc.Duration()
+	go func() {
+		_, err := demoapp.RunLoad(ctx, demoapp.LoadConfig{
+			BaseURL: r.lab.Gateway.URL(), Users: sc.Load.Users, Rate: sc.Load.Rate, Duration: total,
+			Timeout: 2 * time.Second, Retry: true, History: hw,
+			Progress:    func(p demoapp.LoadProgress) { r.mu.Lock(); r.progress = p; r.mu.Unlock() },
+			OnTransfers: func(at time.Duration) { begun <- at },
+		})
+		loadDone <- err
+	}()
+	select {
+	case r.t0 = <-begun:
+	case err := <-loadDone:
+		if err == nil {
+			err = errors.New("the load ended before sending a transfer")
+		}
+		return fmt.Errorf("drill: load: %w", err)
+	}
+	r.setCurrent("warmup")
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bg.Go(func() { r.reportProgress(ctx, total) })
+	bg.Go(func() { r.watchMoney(ctx, ledger) })
+	r.runSteps(ctx)
+	r.setCurrent("settle")
+	err := <-loadDone
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.abortErr != nil {
+		return r.abortErr
+	}
+	if err != nil {
+		return fmt.Errorf("drill: load: %w", err)
+	}
+	return nil
+}
+
+// action is one thing to do at a time: apply a planned fault, or heal it.
+type action struct {
+	at    time.Duration // since the transfer phase began
+	fault *PlannedFault
+	heal  bool
+}
+
+// runSteps applies and heals the scenario's faults on schedule. The
+// timeline already ends each fault when its heal step says so.
+func (r *run) runSteps(ctx context.Context) {
+	var acts []action
+	plan := r.sc.Timeline()
+	for i := range plan {
+		p := &plan[i]
+		acts = append(acts, action{at: r.sc.Warmup + p.At, fault: p}, action{at: r.sc.Warmup + p.End(), fault: p, heal: true})
+	}
+	// Heals before applications at the same instant (flapping links).
+	sort.SliceStable(acts, func(i, j int) bool {
+		if acts[i].at != acts[j].at {
+			return acts[i].at < acts[j].at
+		}
+		return acts[i].heal && !acts[j].heal
+	})
+	applied := map[*PlannedFault]string{} // planned fault → fault id
+	for _, a := range acts {
+		wait := r.t0 + a.at - r.clock.Since()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if !a.heal {
+			id, err := r.apply(ctx, a.fault)
+			if err != nil {
+				r.stepFailed(a.fault.Desc, err)
+				continue
+			}
+			applied[a.fault] = id
+			continue
+		}
+		if id, ok := applied[a.fault]; ok {
+			r.heal(ctx, id, a.fault.Desc)
+		}
+	}
+}
+
+// apply applies one planned fault and records its window.
+func (r *run) apply(ctx context.Context, p *PlannedFault) (string, error) {
+	spec := p.Spec
+	spec.For = p.For
+	desc := p.Desc
+	if p.Leader {
+		dc, err := leaderDC(ctx, r.lab)
+		if err != nil {
+			return "", err
+		}
+		spec.DC = dc
+		desc = strings.Replace(desc, "leader", "dc "+dc+" (the leader)", 1)
+	}
+	rec, err := r.in.Apply(ctx, spec)
+	if err != nil {
+		return "", err
+	}
+	w := verify.FaultWindow{ID: rec.ID, Desc: desc, Kind: string(spec.Kind), Start: rec.InForceAt.Sub(r.clock.Base())}
+	w.DCs, w.Cities = affected(r.lab.Topology, spec)
+	r.mu.Lock()
+	r.windows = append(r.windows, w)
+	r.steps = append(r.steps, verify.StepRecord{At: w.Start - r.t0, What: "in force: " + desc})
+	r.current = desc
+	r.mu.Unlock()
+	r.event(Event{Message: fmt.Sprintf("%s: %s in force (applied in %s)", rec.ID, desc, rec.InForceAt.Sub(rec.AppliedAt).Round(time.Microsecond))})
+	return rec.ID, nil
+}
+
+func (r *run) heal(ctx context.Context, id, desc string) {
+	err := r.in.Heal(context.WithoutCancel(ctx), id)
+	if err != nil && !errors.Is(err, faults.ErrNoFault) {
+		r.stepFailed("heal "+desc, err)
+		return
+	}
+	at := r.clock.Since()
+	r.mu.Lock()
+	for i := range r.windows {
+		if r.windows[i].ID == id && r.windows[i].End == 0 {
+			r.windows[i].End = at
+		}
+	}
+	r.steps = append(r.steps, verify.StepRecord{At: at - r.t0, What: "healed: " + desc})
+	r.current = "recovering"
+	r.mu.Unlock()
+	r.event(Event{Message: id + ": " + desc + " healed"})
+}
+
+func (r *run) stepFailed(what string, err error) {
+	r.mu.Lock()
+	r.steps = append(r.steps, verify.StepRecord{At: r.clock.Since() - r.t0, What: what, Error: err.Error()})
+	r.mu.Unlock()
+	r.event(Event{Message: "step failed: " + what + ": " + err.Error()})
+	if r.sc.Abort.StepFails {
+		r.stop(fmt.Errorf("%w: step %q failed: %v", ErrAborted, what, err))
+	}
+}
+
+// stop aborts the drill: the load stops, and Run heals and reports.
+func (r *run) stop(err error) {
+	r.mu.Lock()
+	if r.abortErr == nil {
+		r.abortErr = err
+	}
+	r.mu.Unlock()
+	r.event(Event{Message: "aborting: " + err.Error()})
+	r.abort()
+}
+
+// affected returns the DCs a fault cuts off from the majority side, and the
+// cities all of whose DCs are among them (for per-user outage splits).
+func affected(t *topology.Topology, spec faults.Spec) (dcs, cities []string) {
+	switch {
+	case spec.Kind == faults.KindCut:
+		dcs = []string{spec.A, spec.B}
+	case spec.Kind == faults.KindPartition && len(spec.Groups) > 0:
+		largest := 0
+		for i, g := range spec.Groups {
+			if len(g) > len(spec.Groups[largest]) {
+				largest = i
+			}
+		}
+		for i, g := range spec.Groups {
+			if i != largest {
+				dcs = append(dcs, g...)
+			}
+		}
+	case spec.Kind == faults.KindPartition, spec.A != "":
+		if spec.A != "" {
+			dcs = []string{spec.A, spec.B}
+		} else {
+			dcs = t.DCIDs()
+		}
+	default:
+		dcs = spec.Targets(t)
+	}
+	for _, c := range t.CityNames() {
+		in := t.DCsIn(c)
+		all := len(in) > 0
+		for _, d := range in {
+			all = all && slices.Contains(dcs, d.ID)
+		}
+		if all {
+			cities = append(cities, c)
+		}
+	}
+	return dcs, cities
+}
+
+func (r *run) setCurrent(s string) {
+	r.mu.Lock()
+	r.current = s
+	r.mu.Unlock()
+}
+
+func (r *run) event(e Event) {
+	if r.opts.Events == nil {
+		return
+	}
+	r.mu.Lock()
+	e.At = r.clock.Since() - r.t0
+	e.Total = r.sc.Duration()
+	e.Step = r.current
+	p := r.progress
+	r.mu.Unlock()
+	e.OKPerSec, e.OK, e.Fail, e.Unknown = p.OKPerSec, p.OK, p.Fail, p.Unknown
+	r.opts.Events(e)
+}
+
+// reportProgress sends an event every second until ctx is done.
+func (r *run) reportProgress(ctx context.Context, total time.Duration) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			r.event(Event{})
+		}
+	}
+}
+
+// watchMoney checks every two seconds that the balances add up, and aborts
+// the drill when they do not and the scenario says so.
+func (r *run) watchMoney(ctx context.Context, c *clientv3.Client) {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ok, detail, err := moneyCheck(ctx, c)
+		if err != nil || ok {
+			continue // unreadable during a fault is not a violation
+		}
+		slog.Warn("live money check failed", "detail", detail)
+		r.mu.Lock()
+		r.steps = append(r.steps, verify.StepRecord{At: r.clock.Since() - r.t0, What: "live money check", Error: detail})
+		r.mu.Unlock()
+		if r.sc.Abort.MoneyNotConserved {
+			r.stop(fmt.Errorf("%w: money not conserved: %s", ErrAborted, detail))
+			return
+		}
+	}
+}

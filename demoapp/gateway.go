@@ -216,8 +216,17 @@ func (g *gateway) send(ctx context.Context, dc string, r *http.Request, body []b
 }
 
 // attemptTimeout bounds one try at a DC: past it the DC is taken as failed
-// and the request goes elsewhere with the same idempotency key.
-const attemptTimeout = 800 * time.Millisecond
+// and the request goes elsewhere with the same idempotency key. Requests
+// take well under 100 ms when all is well.
+const attemptTimeout = 400 * time.Millisecond
+
+// forwardBudget bounds all the tries of one request: it stays below the
+// clients' own timeouts, so that they hear "switching" rather than nothing.
+const forwardBudget = 1500 * time.Millisecond
+
+// electionBackoff is how long to wait before trying again after a DC said
+// it has no quorum: during a leader election every DC says so for a moment.
+const electionBackoff = 50 * time.Millisecond
 
 // open assigns the new user a home DC, spreading users over the units and
 // skipping DCs that are down.
@@ -341,19 +350,33 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no datacenter answers right now; retry", State: StateSwitching})
 		return
 	}
-	deadline := time.Now().Add(3 * attemptTimeout)
+	deadline := time.Now().Add(forwardBudget)
 	g.mu.Lock()
 	dc := u.serving
 	g.mu.Unlock()
 	var lastStatus int
 	var lastBody []byte
-	for attempt := 0; time.Now().Before(deadline) && attempt < 4; attempt++ {
+	// uncertain: an attempt got no answer, or was told its outcome is
+	// unknown, so it may have committed: the final answer must not claim
+	// that nothing was applied.
+	uncertain := false
+	for attempt := 0; attempt < 16; attempt++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
 		if !g.healthy(dc) {
 			if dc = g.rehome(u, dc); dc == "" {
-				break
+				// No DC can commit right now (an election, or the
+				// majority is gone): wait a moment and look again.
+				g.mu.Lock()
+				dc = u.serving
+				g.mu.Unlock()
+				time.Sleep(min(electionBackoff, left))
+				continue
 			}
 		}
-		status, b, err := g.send(r.Context(), dc, r, body, attemptTimeout)
+		status, b, err := g.send(r.Context(), dc, r, body, min(attemptTimeout, left))
 		if r.Context().Err() != nil {
 			return // the user went away
 		}
@@ -363,16 +386,28 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		lastStatus, lastBody = status, b
 		slog.Debug("gateway: dc failed", "dc", dc, "status", status, "err", err)
-		if dc = g.rehome(u, dc); dc == "" {
-			break
+		if err != nil {
+			uncertain = true
+			// No answer: the DC is cut off or down. Move the user.
+			if next := g.rehome(u, dc); next != "" {
+				dc = next
+			}
+			continue
 		}
+		// The DC answered that it cannot commit now: during an election
+		// every DC does, so moving the user would not help. Wait.
+		var er ErrorResponse
+		if json.Unmarshal(b, &er) == nil && er.Unknown {
+			uncertain = true
+		}
+		time.Sleep(min(electionBackoff, time.Until(deadline)))
 	}
-	if lastStatus == http.StatusServiceUnavailable {
+	if lastStatus == http.StatusServiceUnavailable && !uncertain {
 		g.reply(w, lastStatus, lastBody, StateSwitching)
 		return
 	}
 	writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "容灾切换中 / switching datacenter: no datacenter answered in time; retry with the same key",
-		State: StateSwitching, Unknown: r.Method == http.MethodPost})
+		State: StateSwitching, Unknown: r.Method == http.MethodPost && (uncertain || lastStatus == 0)})
 }
 
 // reply passes a node's JSON answer on, with the serving state set.

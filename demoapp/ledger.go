@@ -221,6 +221,13 @@ func (l *Ledger) OK() bool {
 	return v.LeaderDC != "" && v.Reachable && time.Since(v.At) < time.Second
 }
 
+// A member is healthy only when it is at most maxLagEntries behind the most
+// advanced member, and has been healthy for rejoinHold.
+const (
+	maxLagEntries = 100
+	rejoinHold    = time.Second
+)
+
 // probeInterval is how often the endpoint manager asks every member for its
 // status. A blackholed endpoint otherwise stays in the client's pool for
 // about 10 s.
@@ -233,6 +240,7 @@ func (l *Ledger) manageEndpoints(ctx context.Context) {
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
 	current := ""
+	lastBad := map[string]time.Time{} // when each member was last unhealthy
 	for {
 		type answer struct {
 			peer   Peer
@@ -276,13 +284,21 @@ func (l *Ledger) manageEndpoints(ctx context.Context) {
 		view := &clusterView{At: time.Now()}
 		var healthy []string
 		for _, a := range answers {
-			// A member more than a few thousand entries behind is still
-			// catching up after a partition: serving from it would stall.
-			if a.ok && a.leader == leaderID && maxIndex-a.index < 5000 {
-				view.Healthy = append(view.Healthy, a.peer.DC)
-				u := peerURL(a.peer.WAN, ClientPort)
-				healthy = append(healthy, u.String())
+			// A member that rejoins after a partition is far behind and
+			// answers reads and proposals only once it has caught up:
+			// sending it requests stalls them (a brownout after the heal).
+			// So a member counts only when it is within a few entries of
+			// the most advanced one, and has been for a full second.
+			if !a.ok || a.leader != leaderID || maxIndex-a.index > maxLagEntries {
+				lastBad[a.peer.DC] = view.At
+				continue
 			}
+			if view.At.Sub(lastBad[a.peer.DC]) < rejoinHold {
+				continue
+			}
+			view.Healthy = append(view.Healthy, a.peer.DC)
+			u := peerURL(a.peer.WAN, ClientPort)
+			healthy = append(healthy, u.String())
 		}
 		if dc, ok := byID[leaderID]; ok && leaderID != 0 {
 			view.LeaderDC = dc

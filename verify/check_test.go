@@ -138,7 +138,7 @@ func TestCheckViolations(t *testing.T) {
 		name   string
 		break_ func(b *bank)
 		fails  []string // the checks that must fail, in order
-		detail string   // in the detail of the first failing check
+		detail string   // in the detail of a failing check
 		counts func(Result) bool
 	}{
 		{"lost acknowledged transfer", func(b *bank) { b.unapply("a", "k1") },
@@ -157,7 +157,7 @@ func TestCheckViolations(t *testing.T) {
 		{"transfer applied twice to balances, stored once", func(b *bank) {
 			b.st.Balances["a"] -= 100
 			b.st.Balances["b"] += 100
-		}, []string{CheckReplay}, "2 balances differ from the replay: a: replay 99,999,907 fen, ledger 99,999,807 (-100), b:", nil},
+		}, []string{CheckReplay}, "2 replay mismatches: a: replay 99,999,907 fen, ledger 99,999,807 (-100), b:", nil},
 		{"invented transfer", func(b *bank) { b.apply("b", "d", "k99", 5) },
 			[]string{CheckNoneInvented}, "b/k99: no transfer with this key in the history",
 			func(r Result) bool { return r.Invented == 1 }},
@@ -201,6 +201,15 @@ func TestCheckViolations(t *testing.T) {
 			[]string{CheckAccountsPresent}, "1 of 5 accounts opened ok missing from the ledger: z", nil},
 		{"balance without an account", func(b *bank) { b.st.Balances["ghost"] = 0 },
 			[]string{CheckMoneyConserved, CheckReplay}, "ghost: balance of 0 fen without an account", nil},
+		{"transfer to no account", func(b *bank) {
+			b.attempt("a", "zz", "kz", 5, OK)
+			b.st.Transfers["a/kz"] = StoredTransfer{From: "a", To: "zz", AmountFen: 5, Revision: 200}
+			b.st.Balances["a"] -= 5
+		}, []string{CheckMoneyConserved, CheckReplay}, `a/kz: payee "zz" is not an account`, nil},
+		{"invented transfer by no account", func(b *bank) {
+			b.st.Transfers["yy/k"] = StoredTransfer{From: "yy", To: "a", AmountFen: 5, Revision: 200}
+			b.st.Balances["a"] += 5
+		}, []string{CheckMoneyConserved, CheckNoneInvented, CheckReplay}, `yy/k: payer "yy" is not an account`, nil},
 		{"unknown settled both ways", func(b *bank) {
 			b.attempt("a", "d", "u1", 1, Unknown)
 			b.attempt("a", "d", "u2", 2, Unknown)
@@ -219,13 +228,11 @@ func TestCheckViolations(t *testing.T) {
 			tt.break_(b)
 			res := CheckHistory(Header{}, b.ops, b.st)
 			var failed []string
-			first := ""
+			details := ""
 			for _, c := range res.Checks {
 				if !c.OK {
 					failed = append(failed, c.Name)
-					if first == "" {
-						first = c.Detail
-					}
+					details += c.Detail + "\n"
 					t.Logf("✗ %s: %s", c.Name, c.Detail)
 				}
 			}
@@ -235,8 +242,8 @@ func TestCheckViolations(t *testing.T) {
 			if res.Valid != (len(tt.fails) == 0) {
 				t.Errorf("valid = %v", res.Valid)
 			}
-			if !strings.Contains(first, tt.detail) {
-				t.Errorf("detail %q, want it to contain %q", first, tt.detail)
+			if !strings.Contains(details, tt.detail) {
+				t.Errorf("details %q, want them to contain %q", details, tt.detail)
 			}
 			if tt.counts != nil && !tt.counts(res) {
 				t.Errorf("counts %+v", res)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fibercut/fibercut/faults"
-	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/topology"
 )
 
@@ -234,13 +234,8 @@ func newFaultDockerCmd(kind faults.Kind, use, short string) *cobra.Command {
 
 // openInjector connects to Docker and returns an injector for the named lab.
 func openInjector(ctx context.Context, name string) (*faults.Injector, func(), error) {
-	cli, err := lab.Connect(ctx)
+	cli, l, err := connectLab(ctx, name)
 	if err != nil {
-		return nil, nil, err
-	}
-	l, err := lab.Inspect(ctx, cli, name)
-	if err != nil {
-		cli.Close()
 		return nil, nil, err
 	}
 	store, err := faults.OpenStore(l.Name)
@@ -409,14 +404,7 @@ func newFaultUndoCmd(kind faults.Kind, use, short string) *cobra.Command {
 }
 
 func overlaps(a, b []string) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(a, func(x string) bool { return slices.Contains(b, x) })
 }
 
 func newFaultListCmd() *cobra.Command {

@@ -35,15 +35,11 @@ func newGatewayCmd() *cobra.Command {
 
 // gatewayURL returns the URL of the named lab's gateway, as seen from the host.
 func gatewayURL(ctx context.Context, name string) (string, error) {
-	cli, err := lab.Connect(ctx)
+	cli, l, err := connectLab(ctx, name)
 	if err != nil {
 		return "", err
 	}
 	defer cli.Close()
-	l, err := lab.Inspect(ctx, cli, name)
-	if err != nil {
-		return "", err
-	}
 	if l.Gateway == nil || l.Gateway.State != "running" {
 		return "", fmt.Errorf("lab %q has no running gateway; run `fibercut lab up --name %s`", name, name)
 	}

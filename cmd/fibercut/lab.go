@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fibercut/fibercut/faults"
@@ -27,6 +29,21 @@ func defaultLabName() string {
 
 func addLabNameFlag(cmd *cobra.Command, name *string) {
 	cmd.Flags().StringVar(name, "name", defaultLabName(), "name of the lab (default from $FIBERCUT_LAB)")
+}
+
+// connectLab connects to the Docker engine and reads the named lab's
+// inventory; the caller closes the client.
+func connectLab(ctx context.Context, name string) (*client.Client, *lab.Lab, error) {
+	cli, err := lab.Connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := lab.Inspect(ctx, cli, name)
+	if err != nil {
+		cli.Close()
+		return nil, nil, err
+	}
+	return cli, l, nil
 }
 
 func newLabCmd() *cobra.Command {
@@ -117,15 +134,11 @@ addresses, container state and health (probed over the management network,
 which faults never touch). Exits 1 when a datacenter is not healthy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cli, err := lab.Connect(cmd.Context())
+			cli, l, err := connectLab(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			l, err := lab.Inspect(cmd.Context(), cli, name)
-			if err != nil {
-				return err
-			}
 			l.CheckHealth(cmd.Context())
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -247,15 +260,11 @@ matrix is information, not an expectation: it exits 0 whatever it shows.
 Entering the namespaces needs root (CAP_SYS_ADMIN).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cli, err := lab.Connect(cmd.Context())
+			cli, l, err := connectLab(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			l, err := lab.Inspect(cmd.Context(), cli, name)
-			if err != nil {
-				return err
-			}
 			m, err := l.Matrix(cmd.Context(), lab.MatrixOptions{Tries: tries, Timeout: timeout})
 			if err != nil {
 				return err

@@ -182,7 +182,7 @@ func (w *writer) attempt(batch []*commitReq, useCache, fromCache bool) (conflict
 	var read *clientv3.TxnResponse
 	if !fromCache {
 		var err error
-		if read, err = l.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+		if read, err = l.local.Txn(ctx).Then(ops...).Commit(); err != nil {
 			w.fail(batch, l.unavailable(err))
 			return false
 		}
@@ -269,7 +269,7 @@ func (w *writer) attempt(batch []*commitReq, useCache, fromCache bool) (conflict
 		for _, xk := range created {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(xk), "=", 0))
 		}
-		resp, err := l.cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		resp, err := l.local.Txn(ctx).If(cmps...).Then(puts...).Commit()
 		if useCache && (err != nil || !resp.Succeeded) {
 			for k, b := range bals { // unknown or stale: forget them
 				if b.dirty {

@@ -1,9 +1,9 @@
 // Package demoapp is the money-transfer service that runs on a lab, in which
 // every account holds ¥1,000,000 (100,000,000 fen; money is always int64 fen).
 //
-//   - The ledger ([StartLedger]): one embedded etcd member per DC, a cluster
-//     client whose endpoints a health manager keeps to healthy members, and a
-//     group-commit writer. A transfer is one transaction that creates
+//   - The ledger ([StartLedger]): one embedded etcd member per DC, read and
+//     written through that member alone, a health manager that watches every
+//     member's status, and a group-commit writer. A transfer is one transaction that creates
 //     xfer/FROM/KEY only if absent and updates both balances under
 //     compare-on-revision, so retrying a key never moves money twice.
 //   - The node ([RunNode]): the ledger member and the JSON API of one DC

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,13 +93,23 @@ type LedgerConfig struct {
 const EnvBreakLedger = "FIBERCUT_TEST_BREAK_LEDGER"
 
 // Ledger is a DC's part of the replicated ledger: its embedded etcd member,
-// a client to the whole cluster whose endpoints a health manager keeps to
-// the members that answer and have a leader, and the group-commit writer.
+// a client of that member alone for every read and write, a health manager
+// that asks every member for its status and so knows the leader and which
+// members are current, and the group-commit writer.
+//
+// Reading and writing through the local member only is what keeps a link
+// cut from stalling anyone: a client balancing over every member sends some
+// requests to a blackholed one, where they hang until their deadline (and
+// a plain clientv3 keeps such an endpoint for about 10 s).
 type Ledger struct {
 	cfg    LedgerConfig
 	self   Peer
 	member *embed.Etcd
 	cli    *clientv3.Client
+	// local talks to this DC's own member only. The writer uses it: it
+	// runs in the leader's DC, so its member is the leader, and no link
+	// cut can leave one of its transactions hanging on another member.
+	local  *clientv3.Client
 	view   atomic.Pointer[clusterView]
 	writer *writer
 
@@ -191,10 +202,20 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		member.Close()
 		return nil, fmt.Errorf("demoapp: ledger client: %w", err)
 	}
+	self := peerURL(l.self.WAN, ClientPort)
+	l.local, err = clientv3.New(clientv3.Config{
+		Endpoints: []string{self.String()}, DialTimeout: time.Second,
+		Logger: zap.NewNop(), MaxCallSendMsgSize: 16 << 20,
+	})
+	if err != nil {
+		l.cli.Close()
+		member.Close()
+		return nil, fmt.Errorf("demoapp: local ledger client: %w", err)
+	}
 	mctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
 	l.writer = newWriter(l, max(cfg.MaxBatch, 1))
-	go l.manageEndpoints(mctx)
+	go l.watchMembers(mctx)
 	go l.writer.run(mctx)
 	return l, nil
 }
@@ -202,6 +223,7 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 // Close stops the writer, the client and the member.
 func (l *Ledger) Close() {
 	l.stop()
+	l.local.Close()
 	l.cli.Close()
 	l.member.Close()
 }
@@ -214,11 +236,12 @@ func (l *Ledger) View() clusterView {
 	return clusterView{}
 }
 
-// OK reports whether this DC can commit: it reaches a member that has a
-// leader, and the leader's member.
+// OK reports whether this DC can serve: it reaches the leader's member, and
+// its own member, which serves its reads and writes, is current (not
+// catching up after a partition).
 func (l *Ledger) OK() bool {
 	v := l.View()
-	return v.LeaderDC != "" && v.Reachable && time.Since(v.At) < time.Second
+	return v.LeaderDC != "" && v.Reachable && time.Since(v.At) < time.Second && slices.Contains(v.Healthy, l.self.DC)
 }
 
 // A member is healthy only when it is at most maxLagEntries behind the most
@@ -228,18 +251,16 @@ const (
 	rejoinHold    = time.Second
 )
 
-// probeInterval is how often the endpoint manager asks every member for its
-// status. A blackholed endpoint otherwise stays in the client's pool for
-// about 10 s.
+// probeInterval is how often the health manager asks every member for its
+// status.
 const probeInterval = 150 * time.Millisecond
 
-// manageEndpoints asks every member for its status every probeInterval and
-// keeps the client's endpoints to those that answer, have a leader, and are
-// not far behind the most advanced member.
-func (l *Ledger) manageEndpoints(ctx context.Context) {
+// watchMembers asks every member for its status every probeInterval and
+// records which answer, which DC holds the leader, and which members are
+// current: not far behind the most advanced one.
+func (l *Ledger) watchMembers(ctx context.Context) {
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
-	current := ""
 	lastBad := map[string]time.Time{} // when each member was last unhealthy
 	for {
 		type answer struct {
@@ -282,7 +303,6 @@ func (l *Ledger) manageEndpoints(ctx context.Context) {
 			}
 		}
 		view := &clusterView{At: time.Now()}
-		var healthy []string
 		for _, a := range answers {
 			// A member that rejoins after a partition is far behind and
 			// answers reads and proposals only once it has caught up:
@@ -297,19 +317,13 @@ func (l *Ledger) manageEndpoints(ctx context.Context) {
 				continue
 			}
 			view.Healthy = append(view.Healthy, a.peer.DC)
-			u := peerURL(a.peer.WAN, ClientPort)
-			healthy = append(healthy, u.String())
 		}
 		if dc, ok := byID[leaderID]; ok && leaderID != 0 {
 			view.LeaderDC = dc
 			view.Reachable = true
 		}
 		l.view.Store(view)
-		if key := fmt.Sprint(healthy); len(healthy) > 0 && key != current {
-			l.cli.SetEndpoints(healthy...)
-			slog.Debug("ledger endpoints", "dc", l.cfg.DC, "healthy", view.Healthy, "leader", view.LeaderDC)
-			current = key
-		}
+		slog.Debug("ledger view", "dc", l.cfg.DC, "healthy", view.Healthy, "leader", view.LeaderDC)
 		select {
 		case <-ctx.Done():
 			return
@@ -355,7 +369,7 @@ func (l *Ledger) OpenAccount(ctx context.Context) (Account, error) {
 		rec := accountRecord{ID: id, Name: "游客 Guest " + id, HomeDC: l.self.DC, HomeCity: l.self.City, TokenSHA256: tokenHash(token)}
 		b, _ := json.Marshal(rec)
 		cctx, cancel := callCtx(ctx, commitTimeout)
-		resp, err := l.cli.Txn(cctx).
+		resp, err := l.local.Txn(cctx).
 			If(clientv3.Compare(clientv3.CreateRevision(prefixAccount+id), "=", 0)).
 			Then(clientv3.OpPut(prefixAccount+id, string(b)), clientv3.OpPut(BalanceKey(id), strconv.FormatInt(InitialBalanceFen, 10))).
 			Commit()
@@ -386,7 +400,7 @@ func (l *Ledger) account(ctx context.Context, id string) (accountRecord, error) 
 	}
 	cctx, cancel := callCtx(ctx, readTimeout)
 	defer cancel()
-	resp, err := l.cli.Get(cctx, prefixAccount+id)
+	resp, err := l.local.Get(cctx, prefixAccount+id)
 	if err != nil {
 		return accountRecord{}, l.unavailable(err)
 	}
@@ -419,7 +433,7 @@ func (l *Ledger) Authorize(ctx context.Context, id, token string) (accountRecord
 func (l *Ledger) Balance(ctx context.Context, id string) (int64, error) {
 	cctx, cancel := callCtx(ctx, readTimeout)
 	defer cancel()
-	resp, err := l.cli.Get(cctx, BalanceKey(id))
+	resp, err := l.local.Get(cctx, BalanceKey(id))
 	if err != nil {
 		return 0, l.unavailable(err)
 	}

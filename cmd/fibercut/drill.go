@@ -158,8 +158,9 @@ func newDrillShowCmd() *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s: %s\nsource: %s\ntopology: %s\nload: %d users, %.0f transfers/s; warmup %s, settle %s; %s in all\n\n",
 				sc.Name, sc.Description, sc.Source, sc.Topology, sc.Load.Users, sc.Load.Rate, sc.Warmup, sc.Settle, sc.Duration())
+			fmt.Fprintln(w, "steps (times from the end of the warmup):")
 			for _, p := range sc.Timeline() {
-				fmt.Fprintf(w, "  at %-6s %s for %s\n", (sc.Warmup + p.At - sc.Warmup).String(), p.Desc, p.For)
+				fmt.Fprintf(w, "  at %-6s %s for %s\n", p.At, p.Desc, p.For)
 			}
 			return nil
 		},

@@ -15,10 +15,11 @@ func (r *run) report(h verify.Header, ops []verify.Op, st verify.FinalState, top
 	windows := append([]verify.FaultWindow(nil), r.windows...)
 	steps := append([]verify.StepRecord(nil), r.steps...)
 	abortErr := r.abortErr
+	t0 := r.t0
 	r.mu.Unlock()
 	rep := verify.Report{
 		Scenario: r.sc.Name, Description: r.sc.Description, Topology: topo.Name, Lab: r.lab.Name,
-		Started: started, Duration: time.Since(started), Faults: windows, Steps: steps,
+		Started: started, Duration: time.Since(started), Faults: windows, Steps: steps, StepsFrom: t0,
 		Check:    verify.CheckHistory(h, ops, st),
 		RTO:      verify.AnalyzeRTO(ops, windows, verify.RTOOptions{}),
 		Timeline: verify.Timeline(ops, 100*time.Millisecond),

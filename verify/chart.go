@@ -67,25 +67,40 @@ func (s *scene) text(x, y float64, a anchor, c color.NRGBA, t string) {
 	s.items = append(s.items, item{shape: shapeText, x: x, y: y, anchor: a, col: c, text: t})
 }
 
+// label is text on a pale box, legible over lines and shading.
+func (s *scene) label(x, y float64, a anchor, c color.NRGBA, t string) {
+	w := float64(utf8.RuneCountInString(t) * charW)
+	bx := x - 3
+	switch a {
+	case anchorMiddle:
+		bx -= w / 2
+	case anchorEnd:
+		bx -= w
+	}
+	s.rect(bx, y-12, w+6, 16, color.NRGBA{255, 255, 255, 215})
+	s.text(x, y, a, c, t)
+}
+
 func (s *scene) title(x, y float64, c color.NRGBA, t string) {
 	s.items = append(s.items, item{shape: shapeText, x: x, y: y, col: c, text: t, big: true})
 }
 
 var (
-	colBackground = color.NRGBA{255, 255, 255, 255}
-	colText       = color.NRGBA{34, 34, 34, 255}
-	colMuted      = color.NRGBA{100, 100, 100, 255}
-	colGrid       = color.NRGBA{230, 230, 230, 255}
-	colFrame      = color.NRGBA{160, 160, 160, 255}
-	colCommitted  = color.NRGBA{27, 138, 58, 255}
-	colFailed     = color.NRGBA{214, 39, 40, 255}
-	colUnknown    = color.NRGBA{230, 140, 0, 255}
-	colP50        = color.NRGBA{31, 119, 180, 255}
-	colP99        = color.NRGBA{142, 68, 173, 255}
-	colFault      = color.NRGBA{214, 39, 40, 34}
-	colFaultText  = color.NRGBA{163, 21, 21, 255}
-	colBrownout   = color.NRGBA{255, 170, 0, 60}
-	colThreshold  = color.NRGBA{90, 90, 90, 255}
+	colBackground   = color.NRGBA{255, 255, 255, 255}
+	colText         = color.NRGBA{34, 34, 34, 255}
+	colMuted        = color.NRGBA{100, 100, 100, 255}
+	colGrid         = color.NRGBA{230, 230, 230, 255}
+	colFrame        = color.NRGBA{160, 160, 160, 255}
+	colCommitted    = color.NRGBA{27, 138, 58, 255}
+	colFailed       = color.NRGBA{214, 39, 40, 255}
+	colUnknown      = color.NRGBA{230, 140, 0, 255}
+	colP50          = color.NRGBA{31, 119, 180, 255}
+	colP99          = color.NRGBA{142, 68, 173, 255}
+	colFault        = color.NRGBA{214, 39, 40, 34}
+	colFaultText    = color.NRGBA{163, 21, 21, 255}
+	colBrownout     = color.NRGBA{255, 170, 0, 60}
+	colBrownoutText = color.NRGBA{180, 100, 0, 255}
+	colThreshold    = color.NRGBA{90, 90, 90, 255}
 )
 
 // chartSeries is one line of a panel; NaN values break it.
@@ -209,7 +224,13 @@ func buildChart(r Report) *scene {
 
 	// Title and the numbers that matter, so that the picture stands alone.
 	word, _ := r.verdict()
-	s.title(left, 30, colText, fmt.Sprintf("%s  %s", cmpOr(r.Scenario, "fibercut drill"), word))
+	name := cmpOr(r.Scenario, "fibercut drill")
+	s.title(left, 30, colText, name)
+	verdictCol := colFailed
+	if r.Passed {
+		verdictCol = colCommitted
+	}
+	s.title(left+float64((utf8.RuneCountInString(name)+2)*charW*2), 30, verdictCol, word)
 	var sub []string
 	if hasMain {
 		sub = append(sub, rtoText(main.Outage, main.Baseline), "first success "+firstSuccessText(main.Outage),
@@ -236,6 +257,12 @@ func buildChart(r Report) *scene {
 	legend(colP50, "p50 latency", lineSwatch(colP50, 1.5, 0))
 	legend(colP99, "p99 latency", lineSwatch(colP99, 1.5, 0))
 	legend(colFault, "fault in force", func(x float64) { s.rect(x, 50, 20, 11, colFault) })
+	for _, f := range r.RTO.Faults {
+		if f.Brownout != nil && f.Brownout.Dipped {
+			legend(colBrownout, "brownout after heal", func(x float64) { s.rect(x, 50, 20, 11, colBrownout) })
+			break
+		}
+	}
 	if hasMain && main.Baseline.Rate > 0 {
 		legend(colThreshold, fmt.Sprintf("%s of pre-fault rate", fmtPct(r.RTO.Options.Threshold)), lineSwatch(colThreshold, 1, 4))
 	}
@@ -342,7 +369,7 @@ func buildChart(r Report) *scene {
 		if f.Start > x1 || (f.End > f.Start && f.End < x0) {
 			continue
 		}
-		s.text(clampX(f.Start)+5, top1+15+float64(i%2)*14, anchorStart, colFaultText, faultName(f))
+		s.label(clampX(f.Start)+5, top1+15+float64(i%2)*16, anchorStart, colFaultText, faultName(f))
 	}
 	for _, f := range r.RTO.Faults {
 		if f.Outage.Recovered && f.Baseline.Rate > 0 {
@@ -350,11 +377,11 @@ func buildChart(r Report) *scene {
 			if at >= x0 && at <= x1 {
 				x := xOf(at)
 				s.line(colCommitted, 1.5, 5, pt{x, top1}, pt{x, bot1})
-				s.text(x+5, bot1-8, anchorStart, colCommitted, "back at "+fmtPct(r.RTO.Options.Threshold)+": RTO "+fmtSec(f.Outage.RTO))
+				s.label(x+5, bot1-8, anchorStart, colCommitted, "back at "+fmtPct(r.RTO.Options.Threshold)+": RTO "+fmtSec(f.Outage.RTO))
 			}
 		}
 		if bo := f.Brownout; bo != nil && bo.Dipped && bo.Len() > 0 && bo.From <= x1 {
-			s.text(clampX(bo.From)+5, top1+29, anchorStart, colUnknown, "brownout "+fmtSec(bo.Len()))
+			s.label(clampX(bo.From)+5, top1+31, anchorStart, colBrownoutText, "brownout "+fmtSec(bo.Len()))
 		}
 	}
 	if len(p.xs) == 0 {
@@ -388,7 +415,7 @@ func (s *scene) svg() string {
 			size := 11.67 // 7 px per character in a monospace font
 			weight := ""
 			if it.big {
-				size, weight = 20, ` font-weight="bold"`
+				size, weight = 23.33, ` font-weight="bold"` // 14 px per character
 			}
 			a := [...]string{"start", "middle", "end"}[it.anchor]
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="%g"%s text-anchor="%s" fill="%s">%s</text>`+"\n",

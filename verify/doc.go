@@ -37,6 +37,25 @@
 // A transfer whose outcome the client never learnt is settled from the
 // state (Result.UnknownApplied, UnknownNotFound) and is never counted lost.
 //
+// # Recovery time and reports
+//
+// [AnalyzeRTO] measures each [FaultWindow] from the moment it was in force,
+// counting only transfers, a commit being an ok transfer at its completion
+// (fail and unknown outcomes never count). Against the pre-fault rate (the
+// 5 s before the fault) it reports, per fault ([FaultRTO]): the headline
+// RTO, the first 100 ms bucket from which the rate over every 1 s window
+// stays at 90 % of that rate for 5 s (the exact rule is on [AnalyzeRTO]),
+// or "not recovered" with the time observed; the first success; the gap
+// without commits at the cut and the longest one; the per-user outage
+// ([UserOutage]) of users homed in the cut DCs and elsewhere; and the same
+// from the heal, with any [Brownout] it caused. [Timeline] buckets the
+// transfers for charts.
+//
+// [WriteReport] writes a [Report] as report.json, report.md, a
+// self-contained report.html (inline CSS and SVG, no script, no URL) and
+// timeline.png, the same chart drawn with image/png; [Report.Summary] is
+// the few lines a drill prints last.
+//
 // # Outcomes
 //
 // An operation is ok (the service acknowledged it), fail (the service said
@@ -82,4 +101,8 @@
 //	for _, c := range res.Checks {
 //		fmt.Printf("%v %s: %s\n", c.OK, c.Name, c.Detail)
 //	}
+//	rep := verify.Report{Scenario: "atec-2018", Faults: windows, Check: res,
+//		RTO: verify.AnalyzeRTO(ops, windows, verify.RTOOptions{}), Timeline: verify.Timeline(ops, 0)}
+//	files, err := verify.WriteReport(dir, rep)
+//	fmt.Println(rep.Summary())
 package verify

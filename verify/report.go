@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -13,7 +14,8 @@ import (
 )
 
 // Report is everything a drill proved, as [WriteReport] writes it. Times
-// that are durations (At, Start, End) are on the history's clock.
+// that are durations (Start, End, and At plus StepsFrom) are on the
+// history's clock.
 type Report struct {
 	Scenario    string `json:"scenario"`
 	Description string `json:"description,omitempty"`
@@ -25,6 +27,11 @@ type Report struct {
 	Duration time.Duration `json:"duration_ns"`
 	Faults   []FaultWindow `json:"faults"`
 	Steps    []StepRecord  `json:"steps"`
+	// StepsFrom is the instant, on the history's clock, that the steps'
+	// At count from (the start of the transfer phase, say); 0 when they
+	// are on the history's clock already. Reports show steps on the
+	// history's clock, like the faults.
+	StepsFrom time.Duration `json:"steps_from_ns,omitempty"`
 	// Expectations are the scenario's limits and what was found; Passed
 	// is the drill's verdict.
 	Expectations []Expectation `json:"expectations"`
@@ -211,6 +218,17 @@ func rpoText(c Result) string {
 	}
 }
 
+// rtoValue is the headline RTO alone: "1.30 s", "not recovered".
+func rtoValue(rec Recovery, b Baseline) string {
+	switch {
+	case b.Rate <= 0:
+		return "n/a"
+	case !rec.Recovered:
+		return "not recovered"
+	}
+	return fmtSec(rec.RTO)
+}
+
 // rtoText is the headline RTO in words.
 func rtoText(rec Recovery, b Baseline) string {
 	switch {
@@ -303,11 +321,11 @@ func cmpOr(s ...string) string {
 }
 
 func gapText(g Gap) string {
-	to := tPlus(g.To)
-	if g.Open {
-		to = "end of history"
+	to := "end of history"
+	if !g.Open {
+		to = tPlusFine(g.To)
 	}
-	return fmt.Sprintf("%s (%s → %s)", fmtSec(g.Len()), tPlus(g.From), to)
+	return fmt.Sprintf("%s (%s → %s)", fmtSec(g.Len()), tPlusFine(g.From), to)
 }
 
 // verdict is the one-paragraph verdict, in plain text.
@@ -422,8 +440,8 @@ func baselineText(f FaultRTO, opt RTOOptions) string {
 	if b.Borrowed != "" {
 		s = fmt.Sprintf("Pre-fault rate %s, borrowed from %s", fmtRate(b.Rate), b.Borrowed)
 	}
-	return s + fmt.Sprintf("; recovered = the first %s bucket from which every %s window stays ≥ %s (%s) for %s.",
-		fmtSec(opt.Bucket), fmtSec(b.Window), fmtPct(opt.Threshold), fmtRate(b.ThresholdRate), fmtSec(opt.Hold))
+	return s + fmt.Sprintf("; recovered = the first %v bucket from which the rate over every %v window stays ≥ %s of it (%s) for %v.",
+		opt.Bucket, b.Window, fmtPct(opt.Threshold), fmtRate(b.ThresholdRate), opt.Hold)
 }
 
 func moneyTable(c Result) table {
@@ -475,14 +493,15 @@ func (r Report) faultEvents() []event {
 			ev = append(ev, event{b.From, fmt.Sprintf("brownout after heal, %s", fmtSec(b.Len()))})
 		}
 	}
-	slices.SortStableFunc(ev, func(a, b event) int { return int(a.At - b.At) })
+	slices.SortStableFunc(ev, func(a, b event) int { return cmp.Compare(a.At, b.At) })
 	return ev
 }
 
-func stepsTable(steps []StepRecord) table {
+// stepsTable lists the steps at their time on the history's clock.
+func stepsTable(steps []StepRecord, from time.Duration) table {
 	t := table{Head: []string{"t", "step", "error"}}
 	for _, s := range steps {
-		t.Rows = append(t.Rows, []string{tPlus(s.At), s.What, s.Error})
+		t.Rows = append(t.Rows, []string{tPlus(from + s.At), s.What, s.Error})
 	}
 	return t
 }
@@ -539,7 +558,7 @@ func (r Report) markdown() string {
 		p("\n")
 	}
 	if len(r.Steps) > 0 {
-		p("### Steps\n\n%s\n", mdTable(stepsTable(r.Steps)))
+		p("### Steps\n\n%s\n", mdTable(stepsTable(r.Steps, r.StepsFrom)))
 	}
 	p("---\n\n```\n%s\n```\n", r.Summary())
 	return b.String()
@@ -611,6 +630,11 @@ func fmtSec(d time.Duration) string {
 // tPlus is an instant on the history's clock: "t+10.0s".
 func tPlus(d time.Duration) string {
 	return fmt.Sprintf("t+%.1fs", d.Seconds())
+}
+
+// tPlusFine is tPlus to the hundredth: "t+9.99s", for gaps.
+func tPlusFine(d time.Duration) string {
+	return fmt.Sprintf("t+%.2fs", d.Seconds())
 }
 
 func fmtRate(r float64) string {

@@ -47,13 +47,12 @@ func (r Report) htmlView(chart *scene) htmlView {
 		MoneyChecked: r.moneyChecked(), Money: r.moneyText(),
 		MoneyTable: moneyTable(r.Check), Checks: checksTable(r.Check),
 		Chart: template.HTML(chart.svg()), // built from escaped text only
-		Steps: stepsTable(r.Steps), Summary: r.Summary(),
+		Steps: stepsTable(r.Steps, r.StepsFrom), Summary: r.Summary(),
 	}
 	if main, ok := r.RTO.Main(); ok {
 		o := main.Outage
 		v.Cards = append(v.Cards,
-			htmlCard{Label: "headline RTO", Value: rtoText(o, main.Baseline)[len("RTO"):],
-				Sub: fmt.Sprintf("back to %s of %s", fmtPct(r.RTO.Options.Threshold), fmtRate(main.Baseline.Rate)),
+			htmlCard{Label: "headline RTO", Value: rtoValue(o, main.Baseline), Sub: rtoCardSub(o, main.Baseline, r.RTO.Options),
 				Bad: !o.Recovered || o.AfterHeal},
 			htmlCard{Label: "first success", Value: firstSuccessText(o), Sub: "first new transfer ok", Bad: !o.Succeeded},
 			htmlCard{Label: "longest gap", Value: fmtSec(o.LongestGap.Len()), Sub: "with no commit at all"},
@@ -66,6 +65,7 @@ func (r Report) htmlView(chart *scene) htmlView {
 			c := htmlCard{Label: "after heal", Value: "no brownout", Sub: brownoutText(main, r.RTO.Options)}
 			if b.Dipped {
 				c.Value, c.Bad = "brownout "+fmtSec(b.Len()), true
+				c.Sub = fmt.Sprintf("below %s from %s, min %s", fmtPct(r.RTO.Options.Threshold), tPlus(b.From), fmtRate(b.MinRate))
 			}
 			v.Cards = append(v.Cards, c)
 		}
@@ -82,6 +82,18 @@ func (r Report) htmlView(chart *scene) htmlView {
 		v.Events = append(v.Events, htmlEvent{tPlus(e.At), e.What})
 	}
 	return v
+}
+
+func rtoCardSub(o Recovery, b Baseline, opt RTOOptions) string {
+	switch {
+	case b.Rate <= 0:
+		return "no transfer committed before the fault"
+	case !o.Recovered:
+		return fmt.Sprintf("not back to %s of %s within %s", fmtPct(opt.Threshold), fmtRate(b.Rate), fmtSec(o.Observed))
+	case o.AfterHeal:
+		return fmt.Sprintf("back to %s of %s only after the heal", fmtPct(opt.Threshold), fmtRate(b.Rate))
+	}
+	return fmt.Sprintf("back to %s of %s", fmtPct(opt.Threshold), fmtRate(b.Rate))
 }
 
 func (r Report) html(w io.Writer, chart *scene) error {

@@ -155,6 +155,13 @@ func TestWriteReport(t *testing.T) {
 		len(back.Timeline) != len(r.Timeline) || back.Check.Acknowledged != r.Check.Acknowledged {
 		t.Error("report.json does not read back as the report")
 	}
+	if md := func() string {
+		r := r
+		r.StepsFrom = sec
+		return r.markdown()
+	}(); !strings.Contains(md, "| t+64.0s | read final state |") {
+		t.Error("steps not shown on the history's clock with StepsFrom")
+	}
 	if !strings.Contains(read(ReportJSON), "\n  \"scenario\"") {
 		t.Error("report.json is not indented")
 	}

@@ -18,10 +18,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Keys in the ledger's key space.
@@ -105,7 +108,9 @@ type Ledger struct {
 	cfg    LedgerConfig
 	self   Peer
 	member *embed.Etcd
-	cli    *clientv3.Client
+	// probes ask each member for its status over a connection kept open
+	// (clientv3's Maintenance.Status dials anew on every call).
+	probes []memberProbe
 	// local talks to this DC's own member only. The writer uses it: it
 	// runs in the leader's DC, so its member is the leader, and no link
 	// cut can leave one of its transactions hanging on another member.
@@ -185,22 +190,15 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		member.Close()
 		return nil, ctx.Err()
 	}
-	var eps []string
-	for _, p := range cfg.Peers {
-		u := peerURL(p.WAN, ClientPort)
-		eps = append(eps, u.String())
-	}
-	l.cli, err = clientv3.New(clientv3.Config{
-		Endpoints:            eps,
-		DialTimeout:          time.Second,
-		DialKeepAliveTime:    time.Second,
-		DialKeepAliveTimeout: time.Second,
-		Logger:               zap.NewNop(),
-		MaxCallSendMsgSize:   16 << 20,
-	})
-	if err != nil {
-		member.Close()
-		return nil, fmt.Errorf("demoapp: ledger client: %w", err)
+	l.probes = make([]memberProbe, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		c, err := newProbeClient(peerURL(p.WAN, ClientPort))
+		if err != nil {
+			l.closeProbes()
+			member.Close()
+			return nil, fmt.Errorf("demoapp: ledger status client for %s: %w", p.DC, err)
+		}
+		l.probes[i] = memberProbe{peer: p, cli: c, mc: pb.NewMaintenanceClient(c.ActiveConnection())}
 	}
 	self := peerURL(l.self.WAN, ClientPort)
 	l.local, err = clientv3.New(clientv3.Config{
@@ -208,7 +206,7 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		Logger: zap.NewNop(), MaxCallSendMsgSize: 16 << 20,
 	})
 	if err != nil {
-		l.cli.Close()
+		l.closeProbes()
 		member.Close()
 		return nil, fmt.Errorf("demoapp: local ledger client: %w", err)
 	}
@@ -224,7 +222,7 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 func (l *Ledger) Close() {
 	l.stop()
 	l.local.Close()
-	l.cli.Close()
+	l.closeProbes()
 	l.member.Close()
 }
 
@@ -270,14 +268,14 @@ func (l *Ledger) watchMembers(ctx context.Context) {
 			member uint64
 			index  uint64
 		}
-		answers := make([]answer, len(l.cfg.Peers))
+		answers := make([]answer, len(l.probes))
 		var wg sync.WaitGroup
-		for i, p := range l.cfg.Peers {
+		for i, pr := range l.probes {
+			p := pr.peer
 			wg.Go(func() {
-				u := peerURL(p.WAN, ClientPort)
 				sctx, cancel := context.WithTimeout(ctx, probeInterval)
 				defer cancel()
-				st, err := l.cli.Status(sctx, u.String())
+				st, err := pr.mc.Status(sctx, &pb.StatusRequest{})
 				a := answer{peer: p}
 				if err == nil && st.Header != nil {
 					a = answer{peer: p, ok: st.Leader != 0, leader: st.Leader, member: st.Header.MemberId, index: st.RaftIndex}
@@ -328,6 +326,38 @@ func (l *Ledger) watchMembers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// memberProbe is the health manager's line to one member.
+type memberProbe struct {
+	peer Peer
+	cli  *clientv3.Client
+	mc   pb.MaintenanceClient
+}
+
+// newProbeClient is a client of one member that fails fast while the member
+// is unreachable and reconnects within a fraction of a second once it is
+// back (gRPC's default backoff grows to two minutes), so that a healed
+// member is seen as soon as it answers.
+func newProbeClient(u url.URL) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints:            []string{u.String()},
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: time.Second,
+		Logger:               zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 250 * time.Millisecond},
+			MinConnectTimeout: 250 * time.Millisecond,
+		})},
+	})
+}
+
+func (l *Ledger) closeProbes() {
+	for _, p := range l.probes {
+		if p.cli != nil {
+			p.cli.Close()
 		}
 	}
 }

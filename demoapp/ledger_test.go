@@ -161,7 +161,7 @@ func TestGroupCommitConservesMoney(t *testing.T) {
 			}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			bals, err := ls[0].cli.Get(cctx, prefixBalance, clientv3.WithPrefix())
+			bals, err := ls[0].local.Get(cctx, prefixBalance, clientv3.WithPrefix())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +173,7 @@ func TestGroupCommitConservesMoney(t *testing.T) {
 			if want := int64(len(ids)) * InitialBalanceFen; sum != want {
 				t.Errorf("sum of balances = %d, want %d: money was created or lost", sum, want)
 			}
-			xfers, err := ls[0].cli.Get(cctx, prefixTransfer, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+			xfers, err := ls[0].local.Get(cctx, prefixTransfer, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 			if err != nil {
 				t.Fatal(err)
 			}

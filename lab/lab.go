@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -220,7 +221,8 @@ func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan
 	for i, dc := range topo.Datacenters {
 		peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
 	}
-	common := []string{EnvLab + "=" + name, EnvTopology + "=" + topoYAML, EnvPeers + "=" + strings.Join(peers, ",")}
+	common := []string{EnvLab + "=" + name, EnvTopology + "=" + topoYAML, EnvPeers + "=" + strings.Join(peers, ","),
+		"GOMAXPROCS=" + strconv.Itoa(procsPerContainer(len(topo.Datacenters)+1))}
 	var out []containerSpec
 	for i, dc := range topo.Datacenters {
 		out = append(out, containerSpec{
@@ -242,6 +244,15 @@ func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan
 		publish: GatewayPort, hostPort: gatewayPort,
 	})
 	return out
+}
+
+// procsPerContainer shares the host's CPUs among a lab's n Go processes.
+// Left to itself each would size its scheduler to the whole host: on two
+// cores, six processes each running two threads contend for them, and both
+// throughput and tail latency suffer (docs/benchmarks.md: p99 126 ms with
+// one thread each against 150–200 ms).
+func procsPerContainer(n int) int {
+	return max(1, runtime.NumCPU()/n)
 }
 
 // checkTopology refuses to change the topology of an existing lab.

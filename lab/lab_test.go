@@ -3,7 +3,9 @@ package lab_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -99,6 +101,11 @@ func TestUpStatusDown(t *testing.T) {
 			if c.Config.Labels[k] != v {
 				t.Errorf("%s: label %s=%q, want %q", d.ID, k, c.Config.Labels[k], v)
 			}
+		}
+		// Six Go processes share the host's CPUs rather than each sizing
+		// its scheduler to all of them.
+		if want := fmt.Sprintf("GOMAXPROCS=%d", max(1, runtime.NumCPU()/6)); !slices.Contains(c.Config.Env, want) {
+			t.Errorf("%s: environment lacks %s", d.ID, want)
 		}
 		if len(c.HostConfig.CapAdd) != 1 || strings.TrimPrefix(c.HostConfig.CapAdd[0], "CAP_") != "NET_ADMIN" {
 			t.Errorf("%s: capabilities %v, want [NET_ADMIN]", d.ID, c.HostConfig.CapAdd)

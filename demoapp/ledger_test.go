@@ -15,14 +15,19 @@ import (
 
 // startCluster runs a real three-member ledger in this process, on loopback
 // addresses of its own (127.0.0.<base>..<base+2>), and returns the ledgers.
-func startCluster(t *testing.T, base byte, maxBatch int) []*Ledger {
+func startCluster(t testing.TB, base byte, maxBatch int) []*Ledger {
+	return startClusterOf(t, 3, base, maxBatch)
+}
+
+// startClusterOf is startCluster with n members.
+func startClusterOf(t testing.TB, n int, base byte, maxBatch int) []*Ledger {
 	t.Helper()
 	var peers []Peer
-	for i := range 3 {
+	for i := range n {
 		peers = append(peers, Peer{DC: fmt.Sprintf("dc-%d", i), City: fmt.Sprintf("city-%d", i), WAN: netip.AddrFrom4([4]byte{127, 0, 0, base + byte(i)})})
 	}
-	ledgers := make([]*Ledger, 3)
-	errs := make([]error, 3)
+	ledgers := make([]*Ledger, n)
+	errs := make([]error, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -254,72 +254,28 @@ const (
 const probeInterval = 150 * time.Millisecond
 
 // watchMembers asks every member for its status every probeInterval and
-// records which answer, which DC holds the leader, and which members are
-// current: not far behind the most advanced one.
+// records what [judge] makes of the answers.
 func (l *Ledger) watchMembers(ctx context.Context) {
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
 	lastBad := map[string]time.Time{} // when each member was last unhealthy
 	for {
-		type answer struct {
-			peer   Peer
-			ok     bool
-			leader uint64
-			member uint64
-			index  uint64
-		}
-		answers := make([]answer, len(l.probes))
+		answers := make([]memberStatus, len(l.probes))
 		var wg sync.WaitGroup
 		for i, pr := range l.probes {
-			p := pr.peer
 			wg.Go(func() {
 				sctx, cancel := context.WithTimeout(ctx, probeInterval)
 				defer cancel()
 				st, err := pr.mc.Status(sctx, &pb.StatusRequest{})
-				a := answer{peer: p}
+				a := memberStatus{peer: pr.peer}
 				if err == nil && st.Header != nil {
-					a = answer{peer: p, ok: st.Leader != 0, leader: st.Leader, member: st.Header.MemberId, index: st.RaftIndex}
+					a = memberStatus{peer: pr.peer, answered: true, leader: st.Leader, member: st.Header.MemberId, index: st.RaftIndex}
 				}
 				answers[i] = a
 			})
 		}
 		wg.Wait()
-		var maxIndex uint64
-		byID := map[uint64]string{}
-		votes := map[uint64]int{}
-		for _, a := range answers {
-			if a.ok {
-				maxIndex = max(maxIndex, a.index)
-				byID[a.member] = a.peer.DC
-				votes[a.leader]++
-			}
-		}
-		var leaderID uint64
-		for id, n := range votes {
-			if n > votes[leaderID] {
-				leaderID = id
-			}
-		}
-		view := &clusterView{At: time.Now()}
-		for _, a := range answers {
-			// A member that rejoins after a partition is far behind and
-			// answers reads and proposals only once it has caught up:
-			// sending it requests stalls them (a brownout after the heal).
-			// So a member counts only when it is within a few entries of
-			// the most advanced one, and has been for a full second.
-			if !a.ok || a.leader != leaderID || maxIndex-a.index > maxLagEntries {
-				lastBad[a.peer.DC] = view.At
-				continue
-			}
-			if view.At.Sub(lastBad[a.peer.DC]) < rejoinHold {
-				continue
-			}
-			view.Healthy = append(view.Healthy, a.peer.DC)
-		}
-		if dc, ok := byID[leaderID]; ok && leaderID != 0 {
-			view.LeaderDC = dc
-			view.Reachable = true
-		}
+		view := judge(answers, lastBad, time.Now())
 		l.view.Store(view)
 		slog.Debug("ledger view", "dc", l.cfg.DC, "healthy", view.Healthy, "leader", view.LeaderDC)
 		select {
@@ -328,6 +284,63 @@ func (l *Ledger) watchMembers(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// memberStatus is one member's answer to a status probe.
+type memberStatus struct {
+	peer     Peer
+	answered bool
+	leader   uint64 // the leader's member id; 0 while it knows none (an election)
+	member   uint64
+	index    uint64 // its raft index
+}
+
+// judge makes a view of the cluster from one round of status answers: the
+// leader is the one most members follow, and a member is healthy when it
+// answered, follows that leader, and is current. lastBad (when each DC's
+// member was last cut off, behind, or following another leader) is updated.
+//
+// A member that rejoins after a partition is far behind and answers reads
+// and proposals only once it has caught up: sending it requests stalls them
+// (a brownout after the heal). So a member counts only when it is within
+// maxLagEntries of the most advanced one, and has been for rejoinHold. A
+// current member that merely knows no leader yet is in an election: it is
+// not healthy until it does, but the hold is not for it.
+func judge(answers []memberStatus, lastBad map[string]time.Time, now time.Time) *clusterView {
+	var maxIndex uint64
+	byID := map[uint64]string{}
+	votes := map[uint64]int{}
+	for _, a := range answers {
+		if a.answered {
+			maxIndex = max(maxIndex, a.index)
+			byID[a.member] = a.peer.DC
+		}
+		if a.answered && a.leader != 0 {
+			votes[a.leader]++
+		}
+	}
+	var leaderID uint64
+	for id, n := range votes {
+		if n > votes[leaderID] || (n == votes[leaderID] && id < leaderID) {
+			leaderID = id
+		}
+	}
+	view := &clusterView{At: now}
+	for _, a := range answers {
+		if !a.answered || maxIndex-a.index > maxLagEntries || (a.leader != 0 && a.leader != leaderID) {
+			lastBad[a.peer.DC] = now
+			continue
+		}
+		if a.leader == 0 || now.Sub(lastBad[a.peer.DC]) < rejoinHold {
+			continue
+		}
+		view.Healthy = append(view.Healthy, a.peer.DC)
+	}
+	if dc, ok := byID[leaderID]; ok && leaderID != 0 {
+		view.LeaderDC = dc
+		view.Reachable = true
+	}
+	return view
 }
 
 // memberProbe is the health manager's line to one member.

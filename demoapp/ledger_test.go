@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -232,4 +233,106 @@ func fieldOf(ae *apiError) string {
 		return ""
 	}
 	return ae.field
+}
+
+func TestJudgeMemberHealth(t *testing.T) {
+	dcs := []string{"a", "b", "c", "d", "e"}
+	// round builds one round of answers: every member answers, follows
+	// member 1 (in DC a) and is at index 1000, except as changed.
+	round := func(change func(i int, m *memberStatus)) []memberStatus {
+		out := make([]memberStatus, len(dcs))
+		for i, dc := range dcs {
+			out[i] = memberStatus{peer: Peer{DC: dc}, answered: true, leader: 1, member: uint64(i + 1), index: 1000}
+			if change != nil {
+				change(i, &out[i])
+			}
+		}
+		return out
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	long := t0.Add(-time.Hour) // a start long enough ago for any hold to be over
+	fresh := func() map[string]time.Time {
+		m := map[string]time.Time{}
+		for _, dc := range dcs {
+			m[dc] = long
+		}
+		return m
+	}
+	check := func(t *testing.T, v *clusterView, leader string, healthy ...string) {
+		t.Helper()
+		if v.LeaderDC != leader || v.Reachable != (leader != "") || !slices.Equal(v.Healthy, healthy) {
+			t.Fatalf("view: leader %q reachable %v healthy %v; want leader %q healthy %v", v.LeaderDC, v.Reachable, v.Healthy, leader, healthy)
+		}
+	}
+
+	t.Run("all current", func(t *testing.T) {
+		check(t, judge(round(nil), fresh(), t0), "a", dcs...)
+	})
+	t.Run("cut off, then back and held", func(t *testing.T) {
+		bad := fresh()
+		v := judge(round(func(i int, m *memberStatus) {
+			if i == 4 {
+				*m = memberStatus{peer: m.peer}
+			}
+		}), bad, t0)
+		check(t, v, "a", "a", "b", "c", "d")
+		// Back and current 0.5 s later: still held out, then in after the hold.
+		check(t, judge(round(nil), bad, t0.Add(rejoinHold/2)), "a", "a", "b", "c", "d")
+		check(t, judge(round(nil), bad, t0.Add(rejoinHold)), "a", dcs...)
+	})
+	t.Run("behind after a heal", func(t *testing.T) {
+		bad := fresh()
+		behind := round(func(i int, m *memberStatus) {
+			if i == 2 {
+				m.index = 1000 - maxLagEntries - 1
+			}
+		})
+		check(t, judge(behind, bad, t0), "a", "a", "b", "d", "e")
+		if !bad["c"].Equal(t0) {
+			t.Fatalf("lagging member's last bad time = %v, want %v", bad["c"], t0)
+		}
+		justBehind := round(func(i int, m *memberStatus) {
+			if i == 2 {
+				m.index = 1000 - maxLagEntries
+			}
+		})
+		check(t, judge(justBehind, bad, t0.Add(rejoinHold-time.Millisecond)), "a", "a", "b", "d", "e")
+		check(t, judge(justBehind, bad, t0.Add(rejoinHold)), "a", dcs...)
+	})
+	t.Run("election is not held", func(t *testing.T) {
+		bad := fresh()
+		// Member 1 (DC a) is gone; the rest know no leader yet.
+		electing := round(func(i int, m *memberStatus) {
+			if i == 0 {
+				*m = memberStatus{peer: m.peer}
+			} else {
+				m.leader = 0
+			}
+		})
+		check(t, judge(electing, bad, t0), "")
+		// 100 ms later DC c leads: everyone current serves at once.
+		elected := round(func(i int, m *memberStatus) {
+			if i == 0 {
+				*m = memberStatus{peer: m.peer}
+			} else {
+				m.leader = 3
+			}
+		})
+		check(t, judge(elected, bad, t0.Add(100*time.Millisecond)), "c", "b", "c", "d", "e")
+	})
+	t.Run("minority follows another leader", func(t *testing.T) {
+		bad := fresh()
+		split := round(func(i int, m *memberStatus) {
+			if i == 4 {
+				m.leader = 5
+			}
+		})
+		check(t, judge(split, bad, t0), "a", "a", "b", "c", "d")
+		if !bad["e"].Equal(t0) {
+			t.Fatal("a member following another leader was not marked bad")
+		}
+	})
+	t.Run("nobody answers", func(t *testing.T) {
+		check(t, judge(round(func(_ int, m *memberStatus) { *m = memberStatus{peer: m.peer} }), fresh(), t0), "")
+	})
 }

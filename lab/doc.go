@@ -8,6 +8,9 @@
 // a crash and from another shell, and two labs with different names run side
 // by side.
 //
+// [Compose] writes the same lab as a docker-compose file, for those who would
+// rather start it with docker-compose; writing it needs no privilege.
+//
 // # Privileges
 //
 // lab needs access to the Docker engine's API socket (root, or membership of

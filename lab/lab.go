@@ -187,7 +187,7 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 
 	t0 = time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, opts.NodeEnv) {
+	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv) {
 		g.Go(func() error { return ensureContainer(gctx, cli, spec) })
 	}
 	if err := g.Wait(); err != nil {
@@ -215,14 +215,17 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 // gatewayHost is the gateway's host number on the WAN /24.
 const gatewayHost = 5
 
-// specs returns the containers of a lab: one per DC, and the gateway.
-func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort int, nodeEnv []string) []containerSpec {
+// specs returns the containers of a lab: one per DC, and the gateway. procs
+// is each one's GOMAXPROCS, 0 to let Go choose.
+func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort, procs int, nodeEnv []string) []containerSpec {
 	var peers []string
 	for i, dc := range topo.Datacenters {
 		peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
 	}
-	common := []string{EnvLab + "=" + name, EnvTopology + "=" + topoYAML, EnvPeers + "=" + strings.Join(peers, ","),
-		"GOMAXPROCS=" + strconv.Itoa(procsPerContainer(len(topo.Datacenters)+1))}
+	common := []string{EnvLab + "=" + name, EnvTopology + "=" + topoYAML, EnvPeers + "=" + strings.Join(peers, ",")}
+	if procs > 0 {
+		common = append(common, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
 	var out []containerSpec
 	for i, dc := range topo.Datacenters {
 		out = append(out, containerSpec{

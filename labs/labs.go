@@ -1,5 +1,6 @@
 // Package labs holds fibercut's data: the built-in topologies and game-day
-// scenarios (and later compose labs). It needs no privileges.
+// scenarios, embedded; and, as files only, the compose labs under compose/,
+// which `fibercut lab compose` writes. It needs no privileges.
 package labs
 
 import "embed"

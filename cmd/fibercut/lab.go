@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -51,7 +52,7 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Bring a Docker lab of cities and datacenters up, inspect it, take it down",
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd(), newLabMatrixCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd(), newLabMatrixCmd(), newLabComposeCmd())
 	return cmd
 }
 
@@ -315,3 +316,78 @@ func addrOrDash(s string) string {
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+func newLabComposeCmd() *cobra.Command {
+	var (
+		name, topo, wan, mgmt, out, binary string
+		noBinary                           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "compose",
+		Short: "Write the lab as a docker-compose file, for a lab anyone can start with docker-compose",
+		Long: `Write a docker-compose file (format 2.4, for docker-compose 1.29) describing
+the same lab ` + "`lab up`" + ` makes: the same containers, networks, volumes, labels,
+addresses and environment, so that lab status, matrix, fault and load work on it.
+Compose needs fixed subnets: choose two /24s no other network on the host uses.
+
+With --out DIR it writes DIR/docker-compose.yml, DIR/Dockerfile (a scratch image
+holding the binary) and DIR/fibercut, a static copy of this binary; then
+` + "`docker-compose up -d --build`" + ` in DIR starts the lab and ` + "`docker-compose down -v`" + `
+removes it. Without --out it prints the compose file.
+
+` + "`lab up`" + ` and ` + "`drill run`" + ` on a compose lab replace its containers with
+fibercut's own image: manage a compose lab with docker-compose.`,
+		Example: `  fibercut lab compose --out labs/compose/three-city-five-dc
+  cd labs/compose/three-city-five-dc && docker-compose up -d --build
+  fibercut lab status --name compose`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := topology.Resolve(topo)
+			if err != nil {
+				return err
+			}
+			opts := lab.ComposeOptions{Name: name, Topology: t}
+			for _, p := range []struct {
+				flag, v string
+				dst     *netip.Prefix
+			}{{"--wan", wan, &opts.WAN}, {"--mgmt", mgmt, &opts.Mgmt}} {
+				if *p.dst, err = netip.ParsePrefix(p.v); err != nil {
+					return fmt.Errorf("%s %q: want an IPv4 subnet such as 10.208.0.0/24", p.flag, p.v)
+				}
+			}
+			if out == "" {
+				body, err := lab.Compose(opts)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(body)
+				return err
+			}
+			if !noBinary && binary == "" {
+				if binary, err = lab.NodeBinary(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			if noBinary {
+				binary = ""
+			}
+			files, err := lab.WriteComposeDir(out, opts, binary)
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), "wrote", f)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "start it with: cd %s && docker-compose up -d --build\n", out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "compose", "name of the lab")
+	cmd.Flags().StringVar(&topo, "topology", topology.Default, "built-in topology name or topology file")
+	cmd.Flags().StringVar(&wan, "wan", "10.208.0.0/24", "WAN subnet")
+	cmd.Flags().StringVar(&mgmt, "mgmt", "10.208.1.0/24", "management subnet")
+	cmd.Flags().StringVar(&out, "out", "", "directory to write the compose lab into (default: print the compose file)")
+	cmd.Flags().StringVar(&binary, "binary", "", "static fibercut binary to copy into --out (default: this one, rebuilt statically if needed)")
+	cmd.Flags().BoolVar(&noBinary, "no-binary", false, "do not copy a binary into --out")
+	return cmd
+}

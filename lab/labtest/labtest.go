@@ -51,6 +51,17 @@ func RequireDocker(t testing.TB) *client.Client {
 	return cli
 }
 
+// RequireCommand returns the path of the named program, or skips the test
+// (fails it when FIBERCUT_REQUIRE_DOCKER=1) when it is not installed.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		skipOrFail(t, "%s required: %v", name, err)
+	}
+	return p
+}
+
 // RequireRoot skips the test (fails it when FIBERCUT_REQUIRE_DOCKER=1) unless
 // it runs as root.
 func RequireRoot(t testing.TB) {

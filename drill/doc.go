@@ -28,6 +28,7 @@
 //	expect:                              # what must hold; durations are not scaled by --time-scale
 //	  rto_max: 5s                        # headline recovery time
 //	  first_success_max: 2s              # first committed transfer after the fault
+//	  outage_max: 5s                     # longest stop, over every fault: no commit, or one user waiting
 //	  lost_max: 0                        # acknowledged transfers missing at the end (RPO; default 0)
 //	  unavailable_allowed: false         # true when the majority is lost: writes may stop
 //	  recover_after_heal_max: 10s        # service back within this after the last heal

@@ -78,7 +78,7 @@ func expectations(e Expect, rep verify.Report) []verify.Expectation {
 
 	main, ok := rep.RTO.Main()
 	if !ok {
-		if e.RTOMax > 0 || e.FirstSuccessMax > 0 || e.RecoverAfterHealMax > 0 {
+		if e.RTOMax > 0 || e.FirstSuccessMax > 0 || e.OutageMax > 0 || e.RecoverAfterHealMax > 0 {
 			add("a fault took effect", "yes", "no fault was applied", false)
 		}
 		return out
@@ -98,6 +98,10 @@ func expectations(e Expect, rep verify.Report) []verify.Expectation {
 		}
 		add("first success", "≤ "+secs(e.FirstSuccessMax), got, o.Succeeded && o.FirstSuccess <= e.FirstSuccessMax)
 	}
+	if e.OutageMax > 0 {
+		got, ok := worstOutage(rep.RTO.Faults, e.OutageMax)
+		add("longest outage", "≤ "+secs(e.OutageMax), got, ok)
+	}
 	if e.RecoverAfterHealMax > 0 {
 		// Recovery after the last fault's heal.
 		last := rep.RTO.Faults[len(rep.RTO.Faults)-1]
@@ -111,4 +115,24 @@ func expectations(e Expect, rep verify.Report) []verify.Expectation {
 		}
 	}
 	return out
+}
+
+// worstOutage finds, over every fault, the longest stretch without any
+// commit and the longest one user could not transfer, and whether both are
+// within limit with no user left unable to transfer.
+func worstOutage(faults []verify.FaultRTO, limit time.Duration) (string, bool) {
+	var gap, user time.Duration
+	never := 0
+	for _, f := range faults {
+		gap = max(gap, f.Outage.LongestGap.Len())
+		for _, u := range []verify.UserOutage{f.Outage.InGroup, f.Outage.Elsewhere} {
+			user = max(user, u.Max)
+			never += u.NeverRecovered
+		}
+	}
+	got := fmt.Sprintf("no commit for %s at most; one user waited %s at most", secs(gap), secs(user))
+	if never > 0 {
+		got += fmt.Sprintf("; %d users never transferred again", never)
+	}
+	return got, gap <= limit && user <= limit && never == 0
 }

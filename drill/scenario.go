@@ -147,17 +147,41 @@ type Expect struct {
 	// FirstSuccessMax bounds the time to the first committed transfer
 	// after the fault (first_success_max).
 	FirstSuccessMax time.Duration
+	// OutageMax bounds how long payments may stop at a time, over every
+	// fault (outage_max): the longest stretch with no committed transfer
+	// at all, and the longest any one user could not transfer; and every
+	// user who tried must have transferred again. Unlike RTOMax it does
+	// not mind a dip in the rate, only a stop.
+	OutageMax time.Duration
 	// LostMax bounds the transfers acknowledged to a client but absent
 	// from the ledger at the end, the RPO (lost_max); 0 by default.
 	LostMax int
 	// UnavailableAllowed says writes may stop for as long as the fault
 	// lasts (unavailable_allowed): for scenarios that take away the
-	// majority. RTOMax and FirstSuccessMax then make no sense and are
+	// majority. RTOMax, FirstSuccessMax and OutageMax then make no sense and are
 	// refused; RecoverAfterHealMax says when service must be back.
 	UnavailableAllowed bool
 	// RecoverAfterHealMax bounds the time from the end of the last fault
 	// to recovered service (recover_after_heal_max).
 	RecoverAfterHealMax time.Duration
+}
+
+// Lines says what the expectations ask, a line each, for `drill show`.
+func (e Expect) Lines() []string {
+	var out []string
+	add := func(cond bool, format string, args ...any) {
+		if cond {
+			out = append(out, fmt.Sprintf(format, args...))
+		}
+	}
+	add(e.UnavailableAllowed, "writes may stop while the fault lasts")
+	add(e.RTOMax > 0, "RTO ≤ %s (back at 90 %% of the pre-fault rate, and holding)", e.RTOMax)
+	add(e.FirstSuccessMax > 0, "first success ≤ %s after the fault", e.FirstSuccessMax)
+	add(e.OutageMax > 0, "no stop longer than %s: no commit at all, or one user unable to transfer", e.OutageMax)
+	add(true, "lost ≤ %d acknowledged transfers (RPO)", e.LostMax)
+	add(e.RecoverAfterHealMax > 0, "back within %s of the last heal", e.RecoverAfterHealMax)
+	add(true, "money conserved and every ledger invariant holding (always)")
+	return out
 }
 
 // Abort lists the rules that stop a drill early; both are on by default.
@@ -600,6 +624,7 @@ func (p *scenarioParser) scenario(body ast.Node, s *Scenario) error {
 			return d.Mapping(n, path, []topology.Field{
 				{Name: "rto_max", Decode: d.Duration(&e.RTOMax)},
 				{Name: "first_success_max", Decode: d.Duration(&e.FirstSuccessMax)},
+				{Name: "outage_max", Decode: d.Duration(&e.OutageMax)},
 				{Name: "lost_max", Decode: d.Int(&e.LostMax)},
 				{Name: "unavailable_allowed", Decode: p.boolean(&e.UnavailableAllowed)},
 				{Name: "recover_after_heal_max", Decode: d.Duration(&e.RecoverAfterHealMax)},
@@ -999,6 +1024,7 @@ func (v *scenarioValidator) healStep(path string, st Step, steps []Step, named m
 func (v *scenarioValidator) expect(e Expect) {
 	v.duration("expect.rto_max", e.RTOMax, 0, "")
 	v.duration("expect.first_success_max", e.FirstSuccessMax, 0, "")
+	v.duration("expect.outage_max", e.OutageMax, 0, "")
 	v.duration("expect.recover_after_heal_max", e.RecoverAfterHealMax, 0, "")
 	if e.LostMax < 0 {
 		v.add("expect.lost_max", "must not be negative, got %d", e.LostMax)
@@ -1009,6 +1035,9 @@ func (v *scenarioValidator) expect(e Expect) {
 		}
 		if e.FirstSuccessMax > 0 {
 			v.add("expect.first_success_max", "is not checked when unavailable_allowed is true (writes may stop while the fault lasts); use recover_after_heal_max")
+		}
+		if e.OutageMax > 0 {
+			v.add("expect.outage_max", "is not checked when unavailable_allowed is true (writes may stop while the fault lasts); use recover_after_heal_max")
 		}
 	}
 }

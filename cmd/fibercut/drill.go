@@ -162,6 +162,10 @@ func newDrillShowCmd() *cobra.Command {
 			for _, p := range sc.Timeline() {
 				fmt.Fprintf(w, "  at %-6s %s for %s\n", p.At, p.Desc, p.For)
 			}
+			fmt.Fprintln(w, "\nexpectations (not scaled by --time-scale):")
+			for _, l := range sc.Expect.Lines() {
+				fmt.Fprintln(w, "  "+l)
+			}
 			return nil
 		},
 	}

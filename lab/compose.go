@@ -47,16 +47,9 @@ CMD ["node"]
 // from [ComposeDockerfile] rather than imported ([Up] on such a lab
 // replaces its containers, their image being another).
 func Compose(opts ComposeOptions) ([]byte, error) {
-	name := cmpOr(opts.Name, DefaultName)
-	if err := ValidateName(name); err != nil {
+	name, topo, topoYAML, err := labIdentity(opts.Name, opts.Topology)
+	if err != nil {
 		return nil, err
-	}
-	topo := opts.Topology
-	if topo == nil {
-		var err error
-		if topo, err = topology.Builtin(topology.Default); err != nil {
-			return nil, err
-		}
 	}
 	for _, p := range []struct {
 		flag string
@@ -68,10 +61,6 @@ func Compose(opts ComposeOptions) ([]byte, error) {
 	}
 	if opts.WAN.Overlaps(opts.Mgmt) {
 		return nil, fmt.Errorf("lab: compose: WAN subnet %s and management subnet %s overlap", opts.WAN, opts.Mgmt)
-	}
-	topoYAML, err := topo.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
 	}
 	wan := Network{Kind: NetWAN, Name: networkName(name, NetWAN), Subnet: opts.WAN.Masked(), Gateway: Network{Subnet: opts.WAN.Masked()}.hostAddr(1)}
 	mgmt := Network{Kind: NetMgmt, Name: networkName(name, NetMgmt), Subnet: opts.Mgmt.Masked(), Gateway: Network{Subnet: opts.Mgmt.Masked()}.hostAddr(1)}

@@ -136,23 +136,9 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 		opts.Timings = &tm
 	}
 	phase := func(d *time.Duration, t0 time.Time) { *d = time.Since(t0) }
-	name := opts.Name
-	if name == "" {
-		name = DefaultName
-	}
-	if err := ValidateName(name); err != nil {
-		return nil, err
-	}
-	topo := opts.Topology
-	if topo == nil {
-		var err error
-		if topo, err = topology.Builtin(topology.Default); err != nil {
-			return nil, err
-		}
-	}
-	topoYAML, err := topo.Marshal()
+	name, topo, topoYAML, err := labIdentity(opts.Name, opts.Topology)
 	if err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
+		return nil, err
 	}
 	if err := checkTopology(ctx, cli, name, topo, string(topoYAML)); err != nil {
 		return nil, err
@@ -214,6 +200,28 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 
 // gatewayHost is the gateway's host number on the WAN /24.
 const gatewayHost = 5
+
+// labIdentity fills in the defaults of a lab's name and topology, checks
+// the name, and writes the topology as the YAML its objects carry.
+func labIdentity(name string, topo *topology.Topology) (string, *topology.Topology, []byte, error) {
+	if name == "" {
+		name = DefaultName
+	}
+	if err := ValidateName(name); err != nil {
+		return "", nil, nil, err
+	}
+	if topo == nil {
+		var err error
+		if topo, err = topology.Builtin(topology.Default); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	topoYAML, err := topo.Marshal()
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("lab: %w", err)
+	}
+	return name, topo, topoYAML, nil
+}
 
 // specs returns the containers of a lab: one per DC, and the gateway. procs
 // is each one's GOMAXPROCS, 0 to let Go choose.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -153,6 +154,36 @@ func TestLabTransfers(t *testing.T) {
 	}
 	if got := a.balance(y); got != 100_000_000+1234 {
 		t.Errorf("recipient balance after rejected transfers = %d", got)
+	}
+
+	// The nodes' internal endpoint, reached straight over the WAN, asks
+	// for the payer's token as the public API does.
+	internal := func(token string) (int, string) {
+		body := fmt.Sprintf(`{"from":%q,"token":%q,"transfer":{"to":%q,"amount_fen":1,"key":"inside"},"batch":true}`, x.ID, token, y.ID)
+		resp, err := http.Post("http://"+netip.AddrPortFrom(l.DCs[0].WANIP, lab.NodePort).String()+"/internal/commit", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	for _, c := range []struct {
+		name, token string
+		want        int
+	}{{"no token", "", http.StatusUnauthorized}, {"someone else's token", y.Token, http.StatusForbidden}} {
+		if status, raw := internal(c.token); status != c.want {
+			t.Errorf("internal commit with %s: %d %s; want %d", c.name, status, raw, c.want)
+		}
+	}
+	if got := a.balance(x); got != 100_000_000-1234 {
+		t.Errorf("payer balance after internal commits without the token = %d, want %d", got, 100_000_000-1234)
+	}
+	if status, raw := internal(x.Token); status != http.StatusOK {
+		t.Errorf("internal commit with the payer's token: %d %s", status, raw)
+	}
+	if got := a.balance(x); got != 100_000_000-1234-1 {
+		t.Errorf("payer balance after an internal commit with the token = %d, want %d", got, 100_000_000-1234-1)
 	}
 }
 

@@ -346,13 +346,13 @@ func ParseTransfer(body []byte) (TransferRequest, error) {
 		return t, err
 	}
 	if t.To == "" {
-		return t, badField("to", "empty: give the account id to transfer to")
+		return t, t.check("")
 	}
 	if t.Key, err = str("key"); err != nil {
 		return t, err
 	}
 	if !keyRE.MatchString(t.Key) {
-		return t, badField("key", "must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
+		return t, t.check("")
 	}
 	v, ok := raw["amount_fen"]
 	if !ok {
@@ -368,11 +368,25 @@ func ParseTransfer(body []byte) (TransferRequest, error) {
 		return t, badField("amount_fen", "%s does not fit in 64 bits", v)
 	case perr != nil:
 		return t, badField("amount_fen", "must be a whole number of fen, got %s", v)
-	case amount <= 0:
-		return t, badField("amount_fen", "must be positive, got %d", amount)
 	}
 	t.AmountFen = amount
-	return t, nil
+	return t, t.check("")
+}
+
+// check is what a transfer from account from must be beyond its JSON
+// types (from "" when not known yet).
+func (t TransferRequest) check(from string) error {
+	switch {
+	case t.To == "":
+		return badField("to", "empty: give the account id to transfer to")
+	case t.To == from:
+		return badField("to", "cannot transfer to the paying account itself")
+	case !keyRE.MatchString(t.Key):
+		return badField("key", "must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
+	case t.AmountFen <= 0:
+		return badField("amount_fen", "must be positive, got %d", t.AmountFen)
+	}
+	return nil
 }
 
 // headerBatch lets a client ask for its transfer to be committed alone, to
@@ -402,12 +416,13 @@ func (n *node) transfer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if t.To == rec.ID {
-		n.writeError(w, badField("to", "cannot transfer to the paying account itself"))
+	if err := t.check(rec.ID); err != nil {
+		n.writeError(w, err)
 		return
 	}
 	batch := r.Header.Get(headerBatch) != "off"
-	resp, err := n.route(r.Context(), l, commitRequest{From: rec.ID, Transfer: t, Batch: batch})
+	tok, _ := bearer(r)
+	resp, err := n.route(r.Context(), l, commitRequest{From: rec.ID, Token: tok, Transfer: t, Batch: batch})
 	if err != nil {
 		n.writeError(w, err)
 		return
@@ -416,9 +431,12 @@ func (n *node) transfer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// commitRequest is what a node sends the node of the leader's DC.
+// commitRequest is what a node sends the node of the leader's DC. It
+// carries the payer's token: the leader's node checks it again, so the
+// internal endpoint lets no one spend more than the public one does.
 type commitRequest struct {
 	From     string          `json:"from"`
+	Token    string          `json:"token"`
 	Transfer TransferRequest `json:"transfer"`
 	Batch    bool            `json:"batch"`
 }
@@ -469,6 +487,18 @@ func (n *node) commit(w http.ResponseWriter, r *http.Request) {
 	var c commitRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&c); err != nil {
 		n.writeError(w, badField("body", "%v", err))
+		return
+	}
+	if c.Token == "" {
+		n.writeError(w, &apiError{status: http.StatusUnauthorized, field: "token", msg: "missing token: the payer's token must come with the transfer"})
+		return
+	}
+	if _, err := l.Authorize(r.Context(), c.From, c.Token); err != nil {
+		n.writeError(w, err)
+		return
+	}
+	if err := c.Transfer.check(c.From); err != nil {
+		n.writeError(w, err)
 		return
 	}
 	resp, err := l.Commit(r.Context(), c.Transfer, c.From, c.Batch)

@@ -92,6 +92,47 @@ func (a *api) transfer(from demoapp.Account, body any) (int, demoapp.TransferRes
 	return status, tr, raw
 }
 
+// Bounds on a client retrying a transfer answered "switching": they bound the
+// test, they are not a promise of how soon the service recovers.
+const (
+	retryAttempts = 20
+	retryBudget   = 20 * time.Second
+	retryPause    = 150 * time.Millisecond
+)
+
+// transferRetrying sends a transfer and, while the gateway answers 503 with
+// state "switching", sends it again with the same idempotency key, as the
+// API asks clients to do, at most attempts times in all and within
+// retryBudget. It returns the successful answer and how many retries it
+// took; any other answer, or running out of attempts, is an error.
+func (a *api) transferRetrying(from demoapp.Account, req demoapp.TransferRequest, attempts int) (demoapp.TransferResponse, int, error) {
+	a.t.Helper()
+	deadline := time.Now().Add(retryBudget)
+	n := 0 // attempts made
+	var last string
+	for n < attempts && (n == 0 || time.Now().Before(deadline)) {
+		if n > 0 {
+			time.Sleep(retryPause)
+		}
+		n++
+		status, tr, raw := a.transfer(from, req)
+		raw = strings.TrimSpace(raw)
+		switch {
+		case status == http.StatusOK:
+			if tr.Transfer.Key != req.Key || tr.Transfer.From != from.ID || tr.Transfer.To != req.To || tr.Transfer.AmountFen != req.AmountFen {
+				return tr, n - 1, fmt.Errorf("transfer %s, attempt %d: 200 for another transfer: %s", req.Key, n, raw)
+			}
+			return tr, n - 1, nil
+		case status == http.StatusServiceUnavailable && tr.State == demoapp.StateSwitching:
+			a.t.Logf("transfer %s, attempt %d: 503 %s", req.Key, n, raw)
+			last = raw
+		default:
+			return tr, n - 1, fmt.Errorf("transfer %s, attempt %d: %d %s; want 200, or 503 with state %q", req.Key, n, status, raw, demoapp.StateSwitching)
+		}
+	}
+	return demoapp.TransferResponse{}, n - 1, fmt.Errorf("transfer %s still switching after %d attempts (bounds: %d attempts, %v); last answer 503 %s", req.Key, n, attempts, retryBudget, last)
+}
+
 // TestLabTransfers runs on a real five-member lab through the gateway:
 // transfers work, every bad input is rejected with its field and changes
 // nothing, and the same idempotency key twice moves money once.
@@ -205,9 +246,31 @@ func ledgerClient(t *testing.T, l *lab.Lab, skip ...string) *clientv3.Client {
 	return c
 }
 
+// leaderDC names the DC whose ledger member is the leader, for the logs: it
+// tells whether a kill forces an election.
+func leaderDC(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	c := ledgerClient(t, l)
+	for _, d := range l.DCs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := c.Status(ctx, "http://"+netip.AddrPortFrom(d.WANIP, demoapp.ClientPort).String())
+		cancel()
+		if err == nil && st.Header.MemberId == st.Leader {
+			return d.ID
+		}
+	}
+	return "unknown"
+}
+
 // TestLabHangzhouKilled kills both hangzhou DCs and checks that users homed
 // there are re-homed to another city and can transfer, and that no
 // acknowledged transfer is lost and no money created.
+//
+// Right after the kill the ledger may be electing a leader. The gateway
+// waits that out for a while; past it, it answers 503 "switching", and a
+// client retrying with the same key moves money at most once. So each
+// transfer after the kill may be answered "switching" and retried, but any
+// other answer is a failure, and each must succeed within the retry bounds.
 func TestLabHangzhouKilled(t *testing.T) {
 	cli := labtest.RequireDocker(t)
 	l := labtest.Up(t, cli, topology.Default)
@@ -216,27 +279,36 @@ func TestLabHangzhouKilled(t *testing.T) {
 	for range 10 {
 		users = append(users, a.open())
 	}
-	acked := map[string]bool{} // from/key of every transfer answered ok
-	send := func(round int) (ok, fail int, cities map[string]int) {
+	acked := map[string]bool{}  // from/key of every transfer answered ok
+	delta := map[string]int64{} // account → balance change the acknowledged transfers make
+	send := func(round, attempts int) (ok, fail, retries int, cities map[string]int) {
 		cities = map[string]int{}
 		for i, u := range users {
 			to := users[(i+1)%len(users)]
-			key := fmt.Sprintf("r%d-u%d", round, i)
-			status, tr, _ := a.transfer(u, demoapp.TransferRequest{To: to.ID, AmountFen: 100, Key: key})
-			if status == http.StatusOK {
-				ok++
-				acked[u.ID+"/"+key] = true
-				cities[tr.ServedCity]++
-				if u.HomeCity == "hangzhou" && (tr.ServedCity == "hangzhou" || tr.State != demoapp.StateSwitched) && round > 0 {
-					t.Errorf("user homed in hangzhou served by %s (%s) after hangzhou died", tr.ServedBy, tr.State)
-				}
-			} else {
+			req := demoapp.TransferRequest{To: to.ID, AmountFen: 100, Key: fmt.Sprintf("r%d-u%d", round, i)}
+			tr, n, err := a.transferRetrying(u, req, attempts)
+			retries += n
+			if err != nil {
 				fail++
+				t.Errorf("round %d: %v", round, err)
+				continue
+			}
+			if n > 0 {
+				t.Logf("round %d: transfer %s succeeded after %d retries (replayed %v)", round, req.Key, n, tr.Replayed)
+			}
+			ok++
+			acked[u.ID+"/"+req.Key] = true
+			delta[u.ID] -= req.AmountFen
+			delta[to.ID] += req.AmountFen
+			cities[tr.ServedCity]++
+			if u.HomeCity == "hangzhou" && (tr.ServedCity == "hangzhou" || tr.State != demoapp.StateSwitched) && round > 0 {
+				t.Errorf("user homed in hangzhou served by %s (%s) after hangzhou died", tr.ServedBy, tr.State)
 			}
 		}
-		return ok, fail, cities
+		return ok, fail, retries, cities
 	}
-	if ok, fail, _ := send(0); fail != 0 {
+	// Before the kill the lab is healthy: every transfer succeeds at once.
+	if ok, fail, _, _ := send(0, 1); fail != 0 {
 		t.Fatalf("before the kill: %d ok, %d failed", ok, fail)
 	}
 	hzUsers := 0
@@ -249,6 +321,7 @@ func TestLabHangzhouKilled(t *testing.T) {
 		t.Fatal("no user homed in hangzhou")
 	}
 	ctx := context.Background()
+	t.Logf("ledger leader before the kill: %s", leaderDC(t, l))
 	for _, dc := range []string{"hz-a", "hz-b"} {
 		d, _ := l.DC(dc)
 		if err := cli.ContainerKill(ctx, d.ContainerID, "KILL"); err != nil {
@@ -256,7 +329,8 @@ func TestLabHangzhouKilled(t *testing.T) {
 		}
 	}
 	for round := 1; round <= 3; round++ {
-		ok, fail, cities := send(round)
+		ok, fail, retries, cities := send(round, retryAttempts)
+		t.Logf("round %d after the kill: %d ok, %d failed, %d retries, served by cities %v", round, ok, fail, retries, cities)
 		if fail != 0 || cities["hangzhou"] != 0 {
 			t.Errorf("round %d after the kill: %d ok, %d failed, served by cities %v", round, ok, fail, cities)
 		}
@@ -285,10 +359,16 @@ func TestLabHangzhouKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each acknowledged transfer moved its money once: every balance is
+	// what the acknowledged transfers make it.
 	var sum int64
 	for _, kv := range bs.Kvs {
 		v, _ := strconv.ParseInt(string(kv.Value), 10, 64)
 		sum += v
+		id := strings.TrimPrefix(string(kv.Key), demoapp.BalanceKey(""))
+		if want := demoapp.InitialBalanceFen + delta[id]; v != want {
+			t.Errorf("balance of %s = %d, want %d from the acknowledged transfers", id, v, want)
+		}
 	}
 	if want := int64(len(users)) * demoapp.InitialBalanceFen; sum != want || len(bs.Kvs) != len(users) {
 		t.Errorf("%d balances summing to %d, want %d summing to %d", len(bs.Kvs), sum, len(users), want)

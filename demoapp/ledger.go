@@ -19,7 +19,6 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -489,9 +488,4 @@ func (l *Ledger) Balance(ctx context.Context, id string) (int64, error) {
 // Commit applies a transfer through this DC's group-commit writer.
 func (l *Ledger) Commit(ctx context.Context, t TransferRequest, from string, batch bool) (TransferResponse, error) {
 	return l.writer.submit(ctx, t, from, batch)
-}
-
-// decodeKV reads a balance value.
-func decodeBalance(kv *mvccpb.KeyValue) (int64, error) {
-	return strconv.ParseInt(string(kv.Value), 10, 64)
 }

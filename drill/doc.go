@@ -40,7 +40,7 @@
 // warmup; steps are listed in time order, and several may start at the
 // same moment. A step either applies a fault or heals:
 //
-//   - fault: a fault in the words of the fault commands (see [ParseFault]),
+//   - fault: a fault in the words of the fault commands (see [faults.ParseSpec]),
 //     with for: how long it lasts (default: the topology's fault duration,
 //     60 s for the built-ins). Faults always end on their own.
 //   - repeat: {every: D, times: N} applies the fault N times in all, each

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -89,6 +91,7 @@ func converge(ctx context.Context, c *clientv3.Client, l *lab.Lab, timeout time.
 		leaders := map[uint64]bool{}
 		var lo, hi uint64
 		answered := 0
+		var each []string
 		for dc, u := range members(l) {
 			sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			st, err := c.Status(sctx, u)
@@ -98,6 +101,7 @@ func converge(ctx context.Context, c *clientv3.Client, l *lab.Lab, timeout time.
 				continue
 			}
 			answered++
+			each = append(each, fmt.Sprintf("%s %d", dc, st.RaftAppliedIndex))
 			leaders[st.Leader] = true
 			if lo == 0 || st.RaftAppliedIndex < lo {
 				lo = st.RaftAppliedIndex
@@ -108,7 +112,8 @@ func converge(ctx context.Context, c *clientv3.Client, l *lab.Lab, timeout time.
 			return nil
 		}
 		if answered == len(l.DCs) {
-			last = fmt.Sprintf("leaders %v, applied indexes %d..%d", keys(leaders), lo, hi)
+			slices.Sort(each)
+			last = fmt.Sprintf("leaders %v, applied indexes %d..%d (%s)", keys(leaders), lo, hi, strings.Join(each, ", "))
 		}
 		select {
 		case <-ctx.Done():
@@ -126,9 +131,9 @@ func keys(m map[uint64]bool) []uint64 {
 	return out
 }
 
-// leaderDC asks the DCs' nodes, over the management network, which DC holds
+// LeaderDC asks the DCs' nodes, over the management network, which DC holds
 // the ledger's leader; the answer most of them give wins.
-func leaderDC(ctx context.Context, l *lab.Lab) (string, error) {
+func LeaderDC(ctx context.Context, l *lab.Lab) (string, error) {
 	votes := map[string]int{}
 	for _, d := range l.DCs {
 		h, err := lab.FetchHealth(ctx, d.MgmtIP)

@@ -1,13 +1,13 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +25,11 @@ import (
 
 // ErrAborted is wrapped by the error of a drill stopped by an abort rule.
 var ErrAborted = errors.New("drill aborted")
+
+// ErrFaultsInForce is wrapped by the error of a drill that would start on a
+// lab where faults held by a live process, or kept on purpose, are in
+// force: they would skew every number of the drill.
+var ErrFaultsInForce = errors.New("faults in force on the lab")
 
 // Options configure [Run].
 type Options struct {
@@ -44,6 +49,11 @@ type Options struct {
 	NodeEnv []string
 	// Store keeps the fault records; nil means the lab's default store.
 	Store *faults.Store
+	// HealFirst heals every fault in force before the drill, also those a
+	// live process holds or that were kept on purpose. Without it, a drill
+	// heals only what dead processes left behind, and refuses to start on
+	// a lab with other faults in force ([ErrFaultsInForce]).
+	HealFirst bool
 	// Events, when set, receives progress about once a second and at each
 	// step, from one goroutine at a time.
 	Events func(Event)
@@ -89,9 +99,11 @@ type run struct {
 	abort    context.CancelFunc
 }
 
-// Run brings the lab up if needed, clears its ledger, runs the scenario's
-// load and steps, heals everything, waits for the ledger members to
-// converge, verifies the final state against the history, measures the
+// Run heals what dead fibercut processes left on the lab (and refuses to
+// start when faults other processes hold, or kept ones, are in force,
+// unless Options.HealFirst), brings the lab up if needed, clears its
+// ledger, runs the scenario's load and steps, heals its own faults, waits
+// for the ledger members to converge, verifies the final state against the history, measures the
 // recovery times and writes the report. It returns an error only when the
 // drill could not be run (a tool error); whether the expectations held is
 // Outcome.Report.Passed. An aborted drill still verifies and reports what
@@ -109,20 +121,38 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 	}
 	r := &run{sc: sc, opts: opts, cli: cli}
 	started := time.Now()
-	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv})
+	store := opts.Store
+	if store == nil {
+		var err error
+		if store, err = faults.OpenStore(cmp.Or(opts.Lab, lab.DefaultName)); err != nil {
+			return nil, err
+		}
+	}
+	var hold []string
+	if !opts.HealFirst {
+		rep, held, err := faults.BeforeUp(ctx, cli, cmp.Or(opts.Lab, lab.DefaultName), store)
+		if err != nil {
+			return nil, fmt.Errorf("drill: heal what dead processes left on the lab: %w", err)
+		}
+		if err := r.refuseHeld(rep); err != nil {
+			return nil, err
+		}
+		hold = held
+	}
+	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv, Leave: hold})
 	if err != nil {
 		return nil, err
 	}
 	r.lab = l
-	store := opts.Store
-	if store == nil {
-		if store, err = faults.OpenStore(l.Name); err != nil {
-			return nil, err
-		}
-	}
 	r.in = faults.NewInjector(cli, l, store)
-	if _, err := r.in.HealAll(ctx); err != nil {
-		return nil, fmt.Errorf("drill: heal the lab before starting: %w", err)
+	if opts.HealFirst {
+		rep, err := r.in.HealAll(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("drill: heal the lab before starting: %w", err)
+		}
+		if !rep.Empty() {
+			r.event(Event{Message: "healed first (--heal-first): " + healSummary(rep)})
+		}
 	}
 	ledger, err := ledgerClient(l)
 	if err != nil {
@@ -156,9 +186,11 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 	if err := hw.Close(); err != nil {
 		return nil, err
 	}
-	// Whatever happened, leave the lab healed and let it converge.
+	// Whatever happened, heal the drill's own faults and let the lab
+	// converge.
 	hctx := context.WithoutCancel(ctx)
-	if _, err := r.in.HealAll(hctx); err != nil {
+	r.event(Event{Message: "healing the drill's faults"})
+	if err := r.healOwn(hctx); err != nil {
 		return nil, fmt.Errorf("drill: heal after the drill: %w", err)
 	}
 	r.event(Event{Message: "healed; waiting for the ledger members to converge"})
@@ -293,12 +325,12 @@ func (r *run) apply(ctx context.Context, p *PlannedFault) (string, error) {
 	spec := p.Spec
 	spec.For = p.For
 	desc := p.Desc
-	if p.Leader {
-		dc, err := leaderDC(ctx, r.lab)
+	if spec.Leader {
+		dc, err := LeaderDC(ctx, r.lab)
 		if err != nil {
 			return "", err
 		}
-		spec.DC = dc
+		spec.DC, spec.Leader = dc, false
 		desc = strings.Replace(desc, "leader", "dc "+dc+" (the leader)", 1)
 	}
 	rec, err := r.in.Apply(ctx, spec)
@@ -306,7 +338,7 @@ func (r *run) apply(ctx context.Context, p *PlannedFault) (string, error) {
 		return "", err
 	}
 	w := verify.FaultWindow{ID: rec.ID, Desc: desc, Kind: string(spec.Kind), Start: rec.InForceAt.Sub(r.clock.Base())}
-	w.DCs, w.Cities = affected(r.lab.Topology, spec)
+	w.DCs, w.Cities = spec.CutOff(r.lab.Topology)
 	r.mu.Lock()
 	r.windows = append(r.windows, w)
 	r.steps = append(r.steps, verify.StepRecord{At: w.Start - r.t0, What: "in force: " + desc})
@@ -356,44 +388,65 @@ func (r *run) stop(err error) {
 	r.abort()
 }
 
-// affected returns the DCs a fault cuts off from the majority side, and the
-// cities all of whose DCs are among them (for per-user outage splits).
-func affected(t *topology.Topology, spec faults.Spec) (dcs, cities []string) {
-	switch {
-	case spec.Kind == faults.KindCut:
-		dcs = []string{spec.A, spec.B}
-	case spec.Kind == faults.KindPartition && len(spec.Groups) > 0:
-		largest := 0
-		for i, g := range spec.Groups {
-			if len(g) > len(spec.Groups[largest]) {
-				largest = i
-			}
-		}
-		for i, g := range spec.Groups {
-			if i != largest {
-				dcs = append(dcs, g...)
-			}
-		}
-	case spec.Kind == faults.KindPartition, spec.A != "":
-		if spec.A != "" {
-			dcs = []string{spec.A, spec.B}
-		} else {
-			dcs = t.DCIDs()
-		}
-	default:
-		dcs = spec.Targets(t)
+// refuseHeld prints what was healed before the drill, and refuses to run
+// when faults that others hold are in force.
+func (r *run) refuseHeld(rep faults.HealReport) error {
+	if !rep.Empty() {
+		r.event(Event{Message: "healed what a dead process left behind: " + healSummary(rep)})
 	}
-	for _, c := range t.CityNames() {
-		in := t.DCsIn(c)
-		all := len(in) > 0
-		for _, d := range in {
-			all = all && slices.Contains(dcs, d.ID)
+	if len(rep.Held) == 0 {
+		return nil
+	}
+	var held []string
+	for _, h := range rep.Held {
+		who := "kept on purpose"
+		if h.Owner != nil {
+			who = fmt.Sprintf("held by process %d", h.Owner.PID)
 		}
-		if all {
-			cities = append(cities, c)
+		held = append(held, fmt.Sprintf("%s %s (%s)", h.ID, h.Desc, who))
+	}
+	return fmt.Errorf("drill: %w: %s; heal them (fibercut fault heal ID), or run with --heal-first", ErrFaultsInForce, strings.Join(held, "; "))
+}
+
+// healSummary says in a line what a heal report healed.
+func healSummary(rep faults.HealReport) string {
+	var parts []string
+	for _, r := range rep.Healed {
+		parts = append(parts, r.ID+" "+r.Desc)
+	}
+	for _, x := range []struct {
+		what string
+		dcs  []string
+	}{{"resumed", rep.Resumed}, {"powered on", rep.PoweredOn}, {"removed rules in", rep.Tables}, {"removed qdisc in", rep.Qdiscs}} {
+		if len(x.dcs) > 0 {
+			parts = append(parts, x.what+" "+strings.Join(x.dcs, ","))
 		}
 	}
-	return dcs, cities
+	return strings.Join(parts, "; ")
+}
+
+// healOwn heals every fault the drill applied that is still in force.
+func (r *run) healOwn(ctx context.Context) error {
+	recs, err := r.in.Live(time.Now())
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	mine := map[string]bool{}
+	for _, w := range r.windows {
+		mine[w.ID] = true
+	}
+	r.mu.Unlock()
+	var errs []error
+	for _, rec := range recs {
+		if !mine[rec.ID] {
+			continue
+		}
+		if err := r.in.Heal(ctx, rec.ID); err != nil && !errors.Is(err, faults.ErrNoFault) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *run) setCurrent(s string) {
@@ -407,7 +460,9 @@ func (r *run) event(e Event) {
 		return
 	}
 	r.mu.Lock()
-	e.At = r.clock.Since() - r.t0
+	if r.clock != nil {
+		e.At = r.clock.Since() - r.t0
+	}
 	e.Total = r.sc.Duration()
 	e.Step = r.current
 	p := r.progress

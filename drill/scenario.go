@@ -117,7 +117,7 @@ type Step struct {
 	At time.Duration
 	// Fault to apply. Its Spec.For is left 0: the step's For is how long
 	// it lasts, and [Scenario.Timeline] sets Spec.For of each application.
-	Fault *FaultStep
+	Fault *faults.Spec
 	// Heal ends faults: [HealAll] ends every fault in force, a step name
 	// ends that step's fault and cancels its repetitions.
 	Heal string
@@ -196,9 +196,9 @@ type Abort struct {
 // PlannedFault is one application of a fault step, as [Scenario.Timeline]
 // plans it.
 type PlannedFault struct {
-	// FaultStep is the fault; its Spec.For equals For. When Leader is
-	// set, the runner finds the leader's DC when it applies the fault.
-	FaultStep
+	// Spec is the fault; its For equals For. When Spec.Leader is set,
+	// the runner finds the leader's DC when it applies the fault.
+	Spec faults.Spec
 	// Step is the index of the fault step in Scenario.Steps, and Name its name.
 	Step int
 	Name string
@@ -405,7 +405,7 @@ func (s *Scenario) Timeline() []PlannedFault {
 			if healer >= 0 && at >= healAt {
 				break
 			}
-			p := PlannedFault{FaultStep: st.Fault.clone(), Step: i, Name: st.Name, Occurrence: k + 1,
+			p := PlannedFault{Spec: st.Fault.Clone(), Step: i, Name: st.Name, Occurrence: k + 1,
 				At: at, For: st.For, HealedBy: -1, Desc: st.Fault.String()}
 			if healer >= 0 && p.End() > healAt {
 				p.For, p.HealedBy = healAt-at, healer
@@ -495,7 +495,7 @@ func (s *Scenario) clone() *Scenario {
 	c.Steps = make([]Step, len(s.Steps))
 	for i, st := range s.Steps {
 		if st.Fault != nil {
-			f := st.Fault.clone()
+			f := st.Fault.Clone()
 			st.Fault = &f
 		}
 		if st.Repeat != nil {
@@ -738,26 +738,26 @@ func (p *scenarioParser) boolean(dst *bool) topology.DecodeFunc {
 	}
 }
 
-// fault decodes a fault written in the grammar of [ParseFault]; an error
+// fault decodes a fault written in the grammar of [faults.ParseSpec]; an error
 // points at the offending word when the text is on one line.
-func (p *scenarioParser) fault(dst **FaultStep) topology.DecodeFunc {
+func (p *scenarioParser) fault(dst **faults.Spec) topology.DecodeFunc {
 	return func(n ast.Node, path string) error {
 		text, ok, err := p.d.Scalar(n, path, "a fault such as isolate city hangzhou")
 		if err != nil || !ok {
 			return err
 		}
-		f, err := ParseFault(text)
+		f, err := faults.ParseSpec(text)
 		if err == nil {
 			*dst = &f
 			return nil
 		}
-		var se *faultSyntaxError
+		var se *faults.SyntaxError
 		if !errors.As(err, &se) {
 			return err
 		}
-		e := p.d.Errorf(n, path, "%s", se.msg)
+		e := p.d.Errorf(n, path, "%s", se.Msg)
 		if v, uerr := p.d.Unwrap(n, path); uerr == nil {
-			if col, ok := wordColumn(v, text, se.offset); ok {
+			if col, ok := wordColumn(v, text, se.Offset); ok {
 				e.Column = col
 			}
 		}

@@ -147,7 +147,7 @@ func untouchedMajority(t *topology.Topology, plan []PlannedFault) bool {
 			if q.At >= p.End() || p.At >= q.End() || q.Spec.Kind == faults.KindCut {
 				continue
 			}
-			if q.Leader {
+			if q.Spec.Leader {
 				leaders++
 			}
 			for _, dc := range q.Spec.Targets(t) {
@@ -159,173 +159,6 @@ func untouchedMajority(t *topology.Topology, plan []PlannedFault) bool {
 		}
 	}
 	return true
-}
-
-func TestParseFault(t *testing.T) {
-	tests := []struct {
-		text string
-		want FaultStep
-	}{
-		{"cut hz-a sh-a", FaultStep{Spec: faults.Spec{Kind: faults.KindCut, A: "hz-a", B: "sh-a"}}},
-		{"  cut   hz-a\tsh-a ", FaultStep{Spec: faults.Spec{Kind: faults.KindCut, A: "hz-a", B: "sh-a"}}},
-		{"isolate city hangzhou", FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate, City: "hangzhou"}}},
-		{"isolate dc hz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate, DC: "hz-a"}}},
-		{"isolate leader", FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate}, Leader: true}},
-		{"partition hz-a,hz-b | sh-a,sh-b,sz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindPartition,
-			Groups: [][]string{{"hz-a", "hz-b"}, {"sh-a", "sh-b", "sz-a"}}}}},
-		{"partition hz-a hz-b|sh-a, sh-b | sz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindPartition,
-			Groups: [][]string{{"hz-a", "hz-b"}, {"sh-a", "sh-b"}, {"sz-a"}}}}},
-		{"partition one-way sz-a | hz-a,hz-b,sh-a,sh-b", FaultStep{Spec: faults.Spec{Kind: faults.KindPartition, OneWay: true,
-			Groups: [][]string{{"sz-a"}, {"hz-a", "hz-b", "sh-a", "sh-b"}}}}},
-		{"partition ring", FaultStep{Spec: faults.Spec{Kind: faults.KindPartition, Ring: true}}},
-		{"loss 30% link hz-a sh-a", FaultStep{Spec: faults.Spec{Kind: faults.KindLoss, Percent: 30, A: "hz-a", B: "sh-a"}}},
-		{"loss 30% dc hz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindLoss, Percent: 30, DC: "hz-a"}}},
-		{"loss 5% city shanghai", FaultStep{Spec: faults.Spec{Kind: faults.KindLoss, Percent: 5, City: "shanghai"}}},
-		{"loss 100 leader", FaultStep{Spec: faults.Spec{Kind: faults.KindLoss, Percent: 100}, Leader: true}},
-		{"bandwidth 10mbit dc hz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindBandwidth, RateBits: 10_000_000, DC: "hz-a"}}},
-		{"bandwidth 1Gbit city shenzhen", FaultStep{Spec: faults.Spec{Kind: faults.KindBandwidth, RateBits: 1_000_000_000, City: "shenzhen"}}},
-		{"delay 50ms dc hz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindDelay, Delay: 50 * time.Millisecond, DC: "hz-a"}}},
-		{"delay 50ms±10ms dc hz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindDelay, Delay: 50 * time.Millisecond,
-			Jitter: 10 * time.Millisecond, DC: "hz-a"}}},
-		{"delay 50ms+-10ms link hz-a sz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindDelay, Delay: 50 * time.Millisecond,
-			Jitter: 10 * time.Millisecond, A: "hz-a", B: "sz-a"}}},
-		{"delay 50ms jitter 10ms city shanghai", FaultStep{Spec: faults.Spec{Kind: faults.KindDelay, Delay: 50 * time.Millisecond,
-			Jitter: 10 * time.Millisecond, City: "shanghai"}}},
-		{"power-off dc hz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindPowerOff, DC: "hz-a"}}},
-		{"power-off city hangzhou", FaultStep{Spec: faults.Spec{Kind: faults.KindPowerOff, City: "hangzhou"}}},
-		{"power-off leader", FaultStep{Spec: faults.Spec{Kind: faults.KindPowerOff}, Leader: true}},
-		{"pause dc sz-a", FaultStep{Spec: faults.Spec{Kind: faults.KindPause, DC: "sz-a"}}},
-	}
-	tp := five(t)
-	for _, tt := range tests {
-		t.Run(tt.text, func(t *testing.T) {
-			got, err := ParseFault(tt.text)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("ParseFault = %+v, want %+v", got, tt.want)
-			}
-			back, err := ParseFault(got.String())
-			if err != nil || !reflect.DeepEqual(back, got) {
-				t.Errorf("ParseFault(%q) = %+v, %v; want it back", got.String(), back, err)
-			}
-			if err := got.Validate(tp); err != nil {
-				t.Errorf("Validate: %v", err)
-			}
-		})
-	}
-}
-
-func TestFaultString(t *testing.T) {
-	tests := map[string]string{
-		"cut hz-a sh-a":                              "cut hz-a sh-a",
-		"partition hz-a hz-b | sh-a,sh-b,sz-a":       "partition hz-a,hz-b | sh-a,sh-b,sz-a",
-		"partition one-way sz-a|hz-a,hz-b,sh-a,sh-b": "partition one-way sz-a | hz-a,hz-b,sh-a,sh-b",
-		"loss 030% link hz-a sh-a":                   "loss 30% link hz-a sh-a",
-		"bandwidth 10mbit dc hz-a":                   "bandwidth 10Mbit dc hz-a",
-		"delay 1500ms jitter 10ms dc hz-a":           "delay 1.5s±10ms dc hz-a",
-		"isolate leader":                             "isolate leader",
-		"power-off city hangzhou":                    "power-off city hangzhou",
-	}
-	for in, want := range tests {
-		f, err := ParseFault(in)
-		if err != nil {
-			t.Errorf("ParseFault(%q): %v", in, err)
-			continue
-		}
-		if got := f.String(); got != want {
-			t.Errorf("ParseFault(%q).String() = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestParseFaultErrors(t *testing.T) {
-	tests := []struct {
-		text string
-		at   string // the word the error points at; "" for the end
-		msg  string
-	}{
-		{"", "", "empty fault: write a kind and what it acts on, e.g. isolate city hangzhou (kinds: cut, isolate, partition, loss, bandwidth, delay, power-off, pause)"},
-		{"isolte city hangzhou", "isolte", `unknown kind "isolte" (kinds: cut, isolate, partition`},
-		{"Cut hz-a sh-a", "Cut", `unknown kind "Cut"`},
-		{"cut", "", "cut needs two DCs, e.g. cut hz-a sh-a"},
-		{"cut hz-a", "", "cut hz-a needs a second DC"},
-		{"cut hz-a sh-a sz-a", "sz-a", `unexpected "sz-a" after "cut hz-a sh-a": the fault ends with its target`},
-		{"isolate", "", "isolate needs a target: dc ID, city NAME or leader"},
-		{"isolate twon hangzhou", "twon", `unknown target "twon" after isolate (valid: dc ID, city NAME or leader)`},
-		{"isolate link hz-a sh-a", "link", `unknown target "link" after isolate (valid: dc ID, city NAME or leader)`},
-		{"isolate dc", "", "isolate dc needs a DC id, e.g. hz-a"},
-		{"isolate city", "", "isolate city needs a city name, e.g. hangzhou"},
-		{"isolate city hangzhou for 30s", "for", `unexpected "for" after "isolate city hangzhou": the fault ends with its target; give the duration in the step's for: field`},
-		{"isolate leader hz-a", "hz-a", `unexpected "hz-a" after "isolate leader"`},
-		{"loss dc hz-a", "dc", `loss "dc": give a whole percent from 1 to 100`},
-		{"loss 30.5% dc hz-a", "30.5%", `loss "30.5%": give a whole percent from 1 to 100, e.g. loss 30% dc hz-a`},
-		{"loss 0% dc hz-a", "0%", `loss "0%"`},
-		{"loss 101% dc hz-a", "101%", `loss "101%"`},
-		{"loss -5% dc hz-a", "-5%", `loss "-5%"`},
-		{"loss 30%", "", "loss needs a target: link A B, dc ID, city NAME or leader"},
-		{"loss 30% link hz-a", "", "loss link hz-a needs a second DC"},
-		{"bandwidth 10GB dc hz-a", "10GB", `bandwidth "10GB": give a positive rate with a unit bit, kbit, Mbit or Gbit`},
-		{"bandwidth unlimited dc hz-a", "unlimited", `bandwidth "unlimited": give a positive rate`},
-		{"bandwidth", "", "bandwidth needs a rate"},
-		{"bandwidth 10mbit link hz-a sh-a", "link", `unknown target "link" after bandwidth (valid: dc ID, city NAME or leader)`},
-		{"delay 50 dc hz-a", "50", `delay "50": give a positive duration with a unit, e.g. delay 50ms dc hz-a`},
-		{"delay -5ms dc hz-a", "-5ms", `delay "-5ms"`},
-		{"delay 50ms±fast dc hz-a", "fast", `jitter "fast": give a duration with a unit, e.g. 10ms`},
-		{"delay 50ms jitter dc hz-a", "dc", `jitter "dc": give a duration`},
-		{"delay 50ms jitter", "", "jitter needs a duration"},
-		{"delay 50ms±5ms jitter 10ms dc hz-a", "jitter", "jitter given twice"},
-		{"delay 50ms dc hz-a jitter 10ms", "jitter", "the jitter comes right after the delay"},
-		{"partition", "", "partition needs groups: write partition hz-a,hz-b | sh-a,sh-b,sz-a, partition one-way"},
-		{"partition hz-a,hz-b,sh-a", "hz-a,hz-b,sh-a", `partition "hz-a,hz-b,sh-a" needs at least two groups separated by '|'`},
-		{"partition hz-a | | sh-a", "hz-a", `partition "hz-a | | sh-a" has an empty group`},
-		{"partition one-way", "", "partition one-way needs groups"},
-		{"partition one-way ring", "ring", `"ring" is a keyword, not a DC id`},
-		{"partition ring | hz-a", "ring", `"ring" is a keyword, not a DC id`},
-		{"partition ring extra", "ring", `"ring" is a keyword, not a DC id`},
-		{"pause", "", "pause needs a target"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.text, func(t *testing.T) {
-			_, err := ParseFault(tt.text)
-			if !errors.Is(err, faults.ErrBadSpec) {
-				t.Fatalf("ParseFault(%q) = %v, want an error wrapping ErrBadSpec", tt.text, err)
-			}
-			var se *faultSyntaxError
-			if !errors.As(err, &se) {
-				t.Fatalf("error %T is not a faultSyntaxError", err)
-			}
-			if !strings.Contains(se.msg, tt.msg) {
-				t.Errorf("message %q\ndoes not contain %q", se.msg, tt.msg)
-			}
-			at := tt.text[min(se.offset, len(tt.text)):]
-			if tt.at == "" && at != "" || !strings.HasPrefix(at, tt.at) {
-				t.Errorf("error at %q, want at %q", at, tt.at)
-			}
-			if want := fmt.Sprintf("fault %q: ", tt.text); !strings.HasPrefix(err.Error(), want) {
-				t.Errorf("Error() = %q, want prefix %q", err, want)
-			}
-		})
-	}
-}
-
-func TestFaultValidate(t *testing.T) {
-	tp := five(t)
-	tests := []struct {
-		fault FaultStep
-		msg   string
-	}{
-		{FaultStep{Spec: faults.Spec{Kind: faults.KindCut}, Leader: true}, "cut cannot target the leader"},
-		{FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate, DC: "hz-a"}, Leader: true}, "names no dc, city or link"},
-		{FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate, DC: "bj-a"}}, `unknown DC "bj-a"`},
-	}
-	for _, tt := range tests {
-		err := tt.fault.Validate(tp)
-		if !errors.Is(err, faults.ErrBadSpec) || !strings.Contains(err.Error(), tt.msg) {
-			t.Errorf("Validate(%+v) = %v, want ErrBadSpec with %q", tt.fault, err, tt.msg)
-		}
-	}
 }
 
 func TestParseScenarioErrors(t *testing.T) {
@@ -554,9 +387,9 @@ func TestParseScenarioValues(t *testing.T) {
 		Warmup:      5 * time.Second,
 		Settle:      20 * time.Second,
 		Steps: []Step{
-			{Name: "hz", At: 0, Fault: &FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate, City: "hangzhou"}},
+			{Name: "hz", At: 0, Fault: &faults.Spec{Kind: faults.KindIsolate, City: "hangzhou"},
 				For: 60 * time.Second, Line: 9, Column: 5},
-			{Name: "flap", At: time.Second, Fault: &FaultStep{Spec: faults.Spec{Kind: faults.KindLoss, Percent: 30, A: "sh-a", B: "sz-a"}},
+			{Name: "flap", At: time.Second, Fault: &faults.Spec{Kind: faults.KindLoss, Percent: 30, A: "sh-a", B: "sz-a"},
 				For: time.Second, Repeat: &Repeat{Every: 3 * time.Second, Times: 4}, Line: 12, Column: 6},
 			{At: 7 * time.Second, Heal: "flap", Line: 13, Column: 6},
 			{At: 8 * time.Second, Heal: HealAll, Line: 14, Column: 6},
@@ -674,12 +507,12 @@ func TestValidateBuiltInGo(t *testing.T) {
 	s := &Scenario{
 		Name: "go", Topology: topology.Default, Load: Load{Users: 2, Rate: 1},
 		Warmup: time.Second, Settle: time.Second,
-		Steps: []Step{{At: 0, Fault: &FaultStep{Spec: faults.Spec{Kind: faults.KindIsolate, DC: "hz-a"}}, For: time.Second}},
+		Steps: []Step{{At: 0, Fault: &faults.Spec{Kind: faults.KindIsolate, DC: "hz-a"}, For: time.Second}},
 	}
 	if err := s.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
 	}
-	s.Steps[0].Fault.Spec.DC = "bj-a"
+	s.Steps[0].Fault.DC = "bj-a"
 	err := s.Validate()
 	var e *ScenarioError
 	if !errors.As(err, &e) || e.Line != 0 || !errors.Is(err, faults.ErrBadSpec) ||
@@ -710,7 +543,7 @@ func TestTimeline(t *testing.T) {
 	var got []string
 	for _, p := range s.Timeline() {
 		got = append(got, fmt.Sprintf("%s+%s step %d #%d healed by %d: %s (Spec.For %s, leader %v)",
-			p.At, p.For, p.Step, p.Occurrence, p.HealedBy, p.Desc, p.Spec.For, p.Leader))
+			p.At, p.For, p.Step, p.Occurrence, p.HealedBy, p.Desc, p.Spec.For, p.Spec.Leader))
 	}
 	want := []string{
 		"1s+2s step 0 #1 healed by -1: cut hz-a sh-a (Spec.For 2s, leader false)",
@@ -838,15 +671,6 @@ func TestScale(t *testing.T) {
 	}
 }
 
-func five(t testing.TB) *topology.Topology {
-	t.Helper()
-	tp, err := topology.Builtin(topology.Default)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tp
-}
-
 // FuzzParseScenario checks that ParseScenario never panics, that every
 // error is a one-line *ScenarioError with a position, and that whatever
 // parses validates, plans a timeline within its duration, writes its
@@ -885,9 +709,9 @@ func FuzzParseScenario(f *testing.F) {
 			if st.Fault == nil {
 				continue
 			}
-			back, err := ParseFault(st.Fault.String())
+			back, err := faults.ParseSpec(st.Fault.String())
 			if err != nil || !reflect.DeepEqual(back, *st.Fault) {
-				t.Fatalf("ParseFault(%q) = %+v, %v; want %+v", st.Fault.String(), back, err, *st.Fault)
+				t.Fatalf("ParseSpec(%q) = %+v, %v; want %+v", st.Fault.String(), back, err, *st.Fault)
 			}
 		}
 		if s.Duration() > MaxScenarioDuration {
@@ -901,30 +725,6 @@ func FuzzParseScenario(f *testing.F) {
 		c := s.Scale(0.5)
 		if c.Warmup < MinWarmup || len(c.Timeline()) > len(s.Timeline()) {
 			t.Fatalf("Scale(0.5) = %+v", c)
-		}
-	})
-}
-
-// FuzzParseFault checks that ParseFault never panics, that its errors wrap
-// faults.ErrBadSpec at an offset inside the text, and that what parses
-// is written back by String unchanged.
-func FuzzParseFault(f *testing.F) {
-	for _, s := range []string{"cut hz-a sh-a", "isolate leader", "partition one-way sz-a | hz-a,hz-b",
-		"loss 30% link hz-a sh-a", "bandwidth 10mbit dc hz-a", "delay 50ms±10ms city shanghai", "partition ring"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		fs, err := ParseFault(s)
-		if err != nil {
-			var se *faultSyntaxError
-			if !errors.As(err, &se) || !errors.Is(err, faults.ErrBadSpec) || se.offset < 0 || se.offset > len(s) {
-				t.Fatalf("ParseFault(%q) = %v", s, err)
-			}
-			return
-		}
-		back, err := ParseFault(fs.String())
-		if err != nil || !reflect.DeepEqual(back, fs) {
-			t.Fatalf("ParseFault(%q) = %+v; ParseFault(%q) = %+v, %v", s, fs, fs.String(), back, err)
 		}
 	})
 }

@@ -1,25 +1,43 @@
 // Package faults cuts and degrades the links between the datacenters of a
-// running lab, and powers DCs off and on.
+// running lab, and powers DCs off and on, and makes sure every fault ends
+// on time, whoever applied it and whatever was killed.
 //
-// A fault is described by a [Spec] (cut, isolate, partition, loss, bandwidth,
-// delay, power-off, pause) and applied by an [Injector], which returns a
-// [Record]: what is in force, where, until when, and exactly what was changed
-// so that it can be reverted, also by another process after a crash.
+// A fault is a [Spec], read from one grammar by [ParseSpec] ("isolate city
+// hangzhou", "loss 30% link hz-a sh-a", ...) for the fault commands and
+// scenario files alike, and written back by [Spec.String]. Each kind (cut,
+// isolate, partition, loss, bandwidth, delay, power-off, pause) is one type
+// in a file of its own, listed in one registry: how it parses and prints,
+// validates against a topology, what it changes, and which DCs it cuts off.
+// An [Injector] applies a fault and returns a [Record]: what is in force,
+// where, until when, who holds it, and exactly what was changed, so that it
+// can be reverted, also by another process after a crash.
 //
 // # Mechanism
 //
 // Link faults are nftables rules in each DC container's own network
 // namespace, entered from the host through /proc/<pid>/ns/net: fibercut owns
 // one table, inet fibercut, per namespace and never touches any other (Docker's
-// embedded DNS at 127.0.0.11 keeps working). The rules never change while a
-// fault is in force; what changes are the elements of the table's sets, and
-// those carry kernel timeouts, so a cut, partition, isolation or loss ends on
-// time even if fibercut is killed. Only the WAN interface is filtered; the
-// management network is never cut. Bandwidth limits are tbf qdiscs, delays
-// netem qdiscs (where the kernel has sch_netem), and power-off and pause are
-// Docker operations; those cannot expire in the kernel, so they are recorded
-// in the lab's fault file ([Store]) and reverted by [Injector.Heal], by a
-// reaper process, or by [Injector.HealAll], which needs no record at all.
+// embedded DNS at 127.0.0.11 keeps working). Every fault has sets and rules of
+// its own ("f7_drop_in", rules commented "fibercut f7"), so two faults on the
+// same link are independent: each ends at its own time, and healing or rolling
+// back one never touches the other. Set elements carry kernel timeouts, so a
+// cut, partition, isolation or loss ends on time even if fibercut is killed.
+// Only the WAN interface is filtered; the management network is never cut.
+// Bandwidth limits are tbf qdiscs, delays netem qdiscs (where the kernel has
+// sch_netem), and power-off and pause are engine operations ([Backend]).
+//
+// # The failsafe
+//
+// [Injector.Apply] holds the lab's lock (shared by every fibercut process),
+// writes the fault's record before anything changes, arms a watchdog for
+// what the kernel cannot expire (a detached process: the calling program
+// itself, started again; see watchdog.go), makes the change, then confirms
+// the record. A SIGKILL at any moment leaves nothing in force past its time
+// but the faults asked to last until healed (For 0). Ids come from a sequence
+// that survives labs, and a watchdog acts only on the fault, and the
+// incarnation of the lab, it was armed for. [Injector.HealLeftovers] heals
+// what dead processes left behind and reports the faults live processes
+// hold; [Injector.HealAll] heals everything, with or without records.
 //
 // # Privileges
 //
@@ -30,7 +48,12 @@
 // # Example
 //
 //	in := faults.NewInjector(cli, l, store)
-//	rec, err := in.Apply(ctx, faults.Spec{Kind: faults.KindIsolate, City: "hangzhou", For: 30 * time.Second})
+//	spec, err := faults.ParseSpec("isolate city hangzhou")
+//	if err != nil {
+//		return err
+//	}
+//	spec.For = 30 * time.Second
+//	rec, err := in.Apply(ctx, spec)
 //	if err != nil {
 //		return err
 //	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -415,7 +416,8 @@ func TestApplyRollsBackWhenOneNamespaceFails(t *testing.T) {
 			return
 		}
 		tbl := c.AddTable(&nftables.Table{Name: faults.TableName, Family: nftables.TableFamilyINet})
-		if err := c.AddSet(&nftables.Set{Table: tbl, Name: "isolated", KeyType: nftables.TypeIP6Addr}, nil); err != nil {
+		// f1 is the first id of the fixture's fresh state directory.
+		if err := c.AddSet(&nftables.Set{Table: tbl, Name: "f1_isolated", KeyType: nftables.TypeIP6Addr}, nil); err != nil {
 			t.Error(err)
 			return
 		}
@@ -495,70 +497,227 @@ func TestHealAllAfterCrash(t *testing.T) {
 	}
 }
 
+// startCLI runs the fibercut binary with the fixture's state directory
+// and returns once it printed its first line, which must contain want.
+func (f *fixture) startCLI(want string, args ...string) (*exec.Cmd, time.Time) {
+	f.t.Helper()
+	cmd := exec.Command(labtest.StaticBinary(f.t), append(args, "--name", f.lab.Name)...)
+	cmd.Env = append(os.Environ(), "FIBERCUT_STATE_DIR="+filepath.Dir(f.store.Path()))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, want) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		f.t.Fatalf("fibercut %v said %q, %v; want %q", args, line, err, want)
+	}
+	return cmd, time.Now()
+}
+
+// expectNothingInForce checks the kernel and the engine, not the records:
+// no element in any fibercut set, no qdisc, every DC running.
+func (f *fixture) expectNothingInForce(what string) {
+	f.t.Helper()
+	l, err := lab.Inspect(context.Background(), f.cli, f.lab.Name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	res, err := faults.NewInjector(f.cli, l, f.store).Residue(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(res) > 0 {
+		f.t.Errorf("%s: still in force:\n  %s", what, strings.Join(res, "\n  "))
+	}
+}
+
+// waitRunning waits, for at most 30 s, until the DC runs and the lab is
+// healthy.
+func (f *fixture) waitRunning(dc string) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		l, err := lab.Inspect(ctx, f.cli, f.lab.Name)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if d, _ := l.DC(dc); d.State == "running" {
+			if err := l.WaitHealthy(ctx, 20*time.Second); err != nil {
+				f.t.Fatal(err)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			f.t.Fatalf("%s was not running again within 30 s; its watchdog did not end the fault", dc)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // TestFaultOutlivesNoKill runs the real CLI, SIGKILLs it right after it
-// applied a 3 s cut and a 3 s power-off, and checks that both end on time
-// anyway: the cut in the kernel, the power-off through the reaper.
+// applied a 3 s cut, a 3 s power-off and a 3 s pause, and checks that all
+// end on time anyway: the cut in the kernel, the others by their watchdogs,
+// armed before the faults changed anything.
 func TestFaultOutlivesNoKill(t *testing.T) {
 	f := newFixture(t, topology.Default)
-	bin := labtest.StaticBinary(t)
-	env := append(os.Environ(), "FIBERCUT_STATE_DIR="+filepath.Dir(f.store.Path()))
-	start := func(args ...string) time.Time {
+	kill := func(args ...string) time.Time {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--name", f.lab.Name, "--for", "3s")...)
-		cmd.Env = env
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err != nil || !strings.Contains(line, "in force for 3s") {
-			t.Fatalf("fibercut %v said %q, %v", args, line, err)
-		}
-		applied := time.Now()
+		cmd, applied := f.startCLI("in force for 3s", append(args, "--for", "3s")...)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		return applied
 	}
-	appliedCut := start("fault", "cut", "hz-a", "sh-a")
-	appliedOff := start("fault", "power-off", "--dc", "sz-a")
+	appliedCut := kill("fault", "cut", "hz-a", "sh-a")
+	kill("fault", "power-off", "--dc", "hz-b")
+	kill("fault", "pause", "--dc", "sz-a")
 
 	m := f.matrix(lab.MatrixOptions{Tries: 1})
 	if p, _ := m.Get("hz-a", "sh-a"); p.Reach != lab.ReachCut {
 		t.Fatalf("hz-a→sh-a right after the cut: %s", p.Reach)
 	}
-	if p, _ := m.Get(lab.MatrixClient, "sz-a"); p.Reach != lab.ReachCut {
-		t.Fatalf("client→sz-a right after power-off: %s", p.Reach)
+	l, _ := lab.Inspect(context.Background(), f.cli, f.lab.Name)
+	if d, _ := l.DC("hz-b"); d.State != "exited" {
+		t.Fatalf("hz-b right after power-off: %s", d.State)
+	}
+	if d, _ := l.DC("sz-a"); d.State != "paused" {
+		t.Fatalf("sz-a right after pause: %s", d.State)
 	}
 	time.Sleep(time.Until(appliedCut.Add(3*time.Second + 200*time.Millisecond)))
 	if p, _ := f.matrix(lab.MatrixOptions{Tries: 1}).Get("hz-a", "sh-a"); p.Reach != lab.ReachOK {
 		t.Errorf("hz-a→sh-a 3.2 s after a 3 s cut whose fibercut was killed: %s", p.Reach)
 	}
-	// The reaper starts sz-a when its 3 s are up; give it time to boot.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	time.Sleep(time.Until(appliedOff.Add(3 * time.Second)))
-	for {
-		l, err := lab.Inspect(ctx, f.cli, f.lab.Name)
-		if err != nil {
+	f.waitRunning("sz-a")
+	f.waitRunning("hz-b")
+	f.expectDiff("after the faults ended", f.matrix(lab.MatrixOptions{}), nil)
+	f.expectNothingInForce("after the faults ended")
+	if recs, _ := f.in.Live(time.Now()); len(recs) != 0 {
+		t.Errorf("records left after the watchdogs ended the faults: %+v", recs)
+	}
+}
+
+// TestOverlappingCutsEndApart applies a cut until healed and a 3 s cut on
+// the same link: the short one ending must not end the other, and the list
+// must say what is in force.
+func TestOverlappingCutsEndApart(t *testing.T) {
+	f := newFixture(t, "two-city-three-dc")
+	keep := f.apply(faults.Spec{Kind: faults.KindCut, A: "hz-a", B: "sh-a"})
+	short := f.apply(faults.Spec{Kind: faults.KindCut, A: "hz-a", B: "sh-a", For: 3 * time.Second})
+	want := cuts("hz-a>sh-a", "sh-a>hz-a")
+	f.expectDiff("two cuts", f.matrix(lab.MatrixOptions{}), want)
+	time.Sleep(time.Until(short.InForceAt.Add(5 * time.Second)))
+	f.expectDiff("5 s after the 3 s cut began", f.matrix(lab.MatrixOptions{}), want)
+	recs, err := f.in.Live(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].ID != keep.ID || !recs[0].Until.IsZero() {
+		t.Errorf("fault list after the 3 s cut ended: %+v; want only %s, until healed", recs, keep.ID)
+	}
+	f.healAndExpectBaseline(keep.ID)
+	f.expectNothingInForce("after healing the cut")
+}
+
+// TestTwoProcessesApplyAtOnce starts two fault commands on one lab at the
+// same moment: the lab's lock serialises them, and both are recorded, in
+// force and healed.
+func TestTwoProcessesApplyAtOnce(t *testing.T) {
+	f := newFixture(t, topology.Default)
+	bin := labtest.StaticBinary(t)
+	env := append(os.Environ(), "FIBERCUT_STATE_DIR="+filepath.Dir(f.store.Path()))
+	cmds := [][]string{
+		{"fault", "cut", "hz-a", "sh-a", "--for", "0", "--detach"},
+		{"fault", "isolate", "dc", "sz-a", "--for", "0", "--detach"},
+	}
+	errs := make(chan error, len(cmds))
+	for _, args := range cmds {
+		go func() {
+			cmd := exec.Command(bin, append(args, "--name", f.lab.Name)...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("fibercut %v: %w\n%s", args, err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range cmds {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
-		if d, _ := l.DC("sz-a"); d.State == "running" {
-			if err := l.WaitHealthy(ctx, 15*time.Second); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("sz-a was not powered on after its 3 s power-off ended; the reaper did not run")
-		case <-time.After(100 * time.Millisecond):
+	}
+	recs, err := f.in.Live(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID == recs[1].ID || recs[0].Owner != nil || recs[1].Owner != nil {
+		t.Fatalf("records after two concurrent applies: %+v; want two kept faults with their own ids", recs)
+	}
+	others := []string{"hz-a", "hz-b", "sh-a", "sh-b"}
+	want := cuts(append(allPairs([]string{"sz-a"}, others), allPairs(others, []string{"sz-a"})...)...)
+	want = append(want, cuts("client>sz-a", "hz-a>sh-a", "sh-a>hz-a")...)
+	f.expectDiff("both faults", f.matrix(lab.MatrixOptions{}), want)
+	for _, r := range recs {
+		if err := f.in.Heal(context.Background(), r.ID); err != nil {
+			t.Fatal(err)
 		}
 	}
-	f.expectDiff("after both faults ended", f.matrix(lab.MatrixOptions{}), nil)
+	f.expectDiff("after healing both", f.matrix(lab.MatrixOptions{}), nil)
+	f.expectNothingInForce("after healing both")
+}
+
+// TestWatchdogIgnoresTheNextLab arms a watchdog for a 2 s pause, takes the
+// lab down and brings it up again under the same name (the fault file kept,
+// as after a crash), pauses the new lab's DC until healed, and checks that
+// the old watchdog never touches it.
+func TestWatchdogIgnoresTheNextLab(t *testing.T) {
+	f := newFixture(t, "two-city-three-dc")
+	ctx := context.Background()
+	old := f.apply(faults.Spec{Kind: faults.KindPause, DC: "sh-a", For: 2 * time.Second})
+	if old.Watchdog == nil || !old.Watchdog.Alive() {
+		t.Fatalf("a 2 s pause has no live watchdog: %+v", old)
+	}
+	if _, err := lab.Down(ctx, f.cli, f.lab.Name, lab.DownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := topology.Builtin("two-city-three-dc")
+	l, err := lab.Up(ctx, f.cli, lab.UpOptions{Name: f.lab.Name, Topology: tp, Binary: labtest.StaticBinary(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := faults.NewInjector(f.cli, l, f.store)
+	in.Detached = true
+	next, err := in.Apply(ctx, faults.Spec{Kind: faults.KindPause, DC: "sh-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ID == old.ID {
+		t.Fatalf("the new lab's fault has the old one's id %s", old.ID)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for old.Watchdog.Alive() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if old.Watchdog.Alive() {
+		t.Fatalf("the old fault's watchdog (pid %d) still runs 20 s on", old.Watchdog.PID)
+	}
+	l, _ = lab.Inspect(ctx, f.cli, f.lab.Name)
+	if d, _ := l.DC("sh-a"); d.State != "paused" {
+		t.Errorf("the new lab's sh-a is %s: the old lab's watchdog ended the new fault", d.State)
+	}
+	if recs, _ := in.Live(time.Now()); len(recs) != 1 || recs[0].ID != next.ID {
+		t.Errorf("the new lab lists %+v; want only %s", recs, next.ID)
+	}
+	if err := in.Heal(ctx, next.ID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // BenchmarkIsolateCity measures isolating hangzhou on the default lab, from

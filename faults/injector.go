@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/fibercut/fibercut/lab"
@@ -21,20 +19,50 @@ import (
 // ErrNoFault is returned by [Injector.Heal] for an id that is not in force.
 var ErrNoFault = errors.New("no such fault")
 
-// Injector applies faults to one lab and reverts them.
+// ErrConflict is wrapped by the error of [Injector.Apply] when another
+// fault in force already holds a DC's qdisc, power or freeze: faults of
+// those kinds cannot share a DC, and the second is refused before anything
+// changes.
+var ErrConflict = errors.New("conflicts with a fault in force")
+
+// Injector applies faults to one lab and reverts them. Every caller (the
+// fault commands, the drill runner, the stage dashboard) gets the same
+// failsafe by calling [Injector.Apply]: the fault is recorded before
+// anything changes; a fault the kernel cannot expire gets its watchdog, a
+// detached process that ends it on time, before anything changes; then the
+// change is made and the record confirmed. A SIGKILL at any moment leaves
+// nothing in force past its time but faults asked to last until healed.
+//
+// Apply, Heal, HealAll and HealLeftovers hold the lab's lock (the store's)
+// while they change the lab, so that several fibercut processes can share
+// a lab. An Injector may be used from several goroutines.
 type Injector struct {
-	docker client.APIClient
-	store  *Store
-	name   string
+	backend Backend
+	store   *Store
+	name    string
+	// Detached, when set before Apply, makes faults that outlive this
+	// process on purpose: they have no owner, so lab up and drill run
+	// report them rather than heal them. Their time limit still holds.
+	Detached bool
+	// arm starts the watchdog of a record; tests replace it.
+	arm func(ctx context.Context, rec Record) (*Process, error)
 
 	mu  sync.Mutex
 	lab *lab.Lab
 }
 
 // NewInjector returns an injector for the lab l (an inventory from
-// [lab.Inspect] or [lab.Up]) that records faults in store.
+// [lab.Inspect] or [lab.Up]) of a Docker engine, that records faults in
+// store.
 func NewInjector(docker client.APIClient, l *lab.Lab, store *Store) *Injector {
-	return &Injector{docker: docker, store: store, name: l.Name, lab: l}
+	return NewInjectorFor(NewDockerBackend(docker, l.Name), l, store)
+}
+
+// NewInjectorFor returns an injector for the lab l run by backend b.
+func NewInjectorFor(b Backend, l *lab.Lab, store *Store) *Injector {
+	in := &Injector{backend: b, store: store, name: l.Name, lab: l}
+	in.arm = in.spawnWatchdog
+	return in
 }
 
 // Lab returns the injector's current inventory of the lab.
@@ -44,9 +72,12 @@ func (in *Injector) Lab() *lab.Lab {
 	return in.lab
 }
 
+// Store returns the store the injector records faults in.
+func (in *Injector) Store() *Store { return in.store }
+
 // refresh re-reads the inventory: container pids change on power-on.
 func (in *Injector) refresh(ctx context.Context) (*lab.Lab, error) {
-	l, err := lab.Inspect(ctx, in.docker, in.name)
+	l, err := in.backend.Inspect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -57,416 +88,365 @@ func (in *Injector) refresh(ctx context.Context) (*lab.Lab, error) {
 }
 
 // Apply validates spec against the lab's topology and applies it. Either
-// every change is made, or none is: when one DC fails, the DCs already
-// changed are rolled back. The returned record is saved in the store.
+// every change is made, or none is: when one DC fails, what this fault
+// changed elsewhere is rolled back, and nothing of any other fault is
+// touched. The returned record is saved in the store; its InForceAt is when
+// every change was in place.
 func (in *Injector) Apply(ctx context.Context, spec Spec) (*Record, error) {
+	if spec.Leader {
+		return nil, fmt.Errorf("%w: %s: find the leader's DC and put it in DC before applying", ErrBadSpec, spec)
+	}
 	l := in.Lab()
 	if err := spec.Validate(l.Topology); err != nil {
 		return nil, err
 	}
-	rec := &Record{Spec: spec, Desc: spec.String(), AppliedAt: time.Now()}
-	var err error
-	switch spec.Kind {
-	case KindCut, KindPartition, KindIsolate, KindLoss:
-		err = in.applyNFT(ctx, l, rec)
-	case KindBandwidth, KindDelay:
-		err = in.applyQdisc(ctx, l, rec)
-	case KindPowerOff, KindPause:
-		err = in.applyDocker(ctx, l, rec)
-	}
-	if err != nil {
-		return nil, err
-	}
-	rec.InForceAt = time.Now()
-	if spec.For > 0 {
-		rec.Until = rec.InForceAt.Add(spec.For)
-	}
-	err = in.store.Update(func(st *State) error {
-		st.Next++
-		rec.ID = "f" + strconv.Itoa(st.Next)
-		st.Records = append(live(st.Records, time.Now()), *rec)
-		return nil
+	k, _ := lookupKind(spec.Kind)
+	var rec *Record
+	err := in.store.locked(func() error {
+		// Under the lock, the inventory is current: another process may
+		// have powered a DC off or on.
+		l, err := in.refresh(ctx)
+		if err != nil {
+			return err
+		}
+		ch, err := k.plan(spec, l)
+		if err != nil {
+			return err
+		}
+		st, err := in.store.Load()
+		if err != nil {
+			return err
+		}
+		if err := checkApplicable(l, ch, in.current(live(st.Records, time.Now()))); err != nil {
+			return err
+		}
+		rec, err = in.apply(ctx, l, spec, ch)
+		return err
 	})
 	if err != nil {
-		// The fault is in force but could not be recorded: revert rather
-		// than leave behind something nobody knows about.
-		return nil, errors.Join(err, in.revert(context.WithoutCancel(ctx), *rec, nil))
+		return nil, err
 	}
 	return rec, nil
 }
 
-// live drops records the kernel has already ended.
-func live(rs []Record, now time.Time) []Record {
-	return slices.DeleteFunc(rs, func(r Record) bool { return r.KernelExpires() && r.Over(now) })
-}
-
-// nftPlan computes, per DC, which addresses go into which sets.
-func nftPlan(l *lab.Lab, spec Spec) (map[string][]setAdd, error) {
-	plan := map[string][]setAdd{}
-	ip := func(id string) netip.Addr {
-		d, _ := l.DC(id)
-		return d.WANIP
-	}
-	put := func(dc, set string, a netip.Addr) {
-		for i := range plan[dc] {
-			if plan[dc][i].Set == set {
-				plan[dc][i].Addrs = append(plan[dc][i].Addrs, a)
-				return
+// checkApplicable refuses, before anything changes, a fault on a DC that
+// is not running or that another fault in force holds in a way that
+// cannot be shared.
+func checkApplicable(l *lab.Lab, ch changes, recs []Record) error {
+	var errs []error
+	need := func(dcs []string, what string) {
+		for _, dc := range dcs {
+			if d, _ := l.DC(dc); d == nil || d.State != "running" {
+				state := lab.StateMissing
+				if d != nil {
+					state = d.State
+				}
+				errs = append(errs, fmt.Errorf("faults: cannot %s dc %s: it is %s, not running", what, dc, state))
 			}
 		}
-		plan[dc] = append(plan[dc], setAdd{Set: set, Addrs: []netip.Addr{a}})
 	}
-	t := l.Topology
-	switch spec.Kind {
-	case KindCut, KindPartition:
-		for _, f := range spec.Grudge(t) {
-			put(f.To, setDropIn, ip(f.From))
-			put(f.From, setDropOut, ip(f.To))
-		}
-	case KindIsolate:
-		group := spec.Targets(t)
-		for _, dc := range group {
-			put(dc, setIsolated, ip(dc))
-			for _, peer := range group {
-				if peer != dc {
-					put(dc, setKeep, ip(peer))
+	need(slices.Sorted(maps.Keys(ch.nft)), "change the links of")
+	need(ch.qdiscDCs, "shape the WAN of")
+	need(ch.kill, "power off")
+	need(ch.pause, "pause")
+	for _, r := range recs {
+		for _, c := range []struct {
+			mine, theirs []string
+			what         string
+		}{
+			{ch.qdiscDCs, r.Qdisc, "bandwidth or delay"},
+			{ch.kill, append(slices.Clone(r.Killed), r.Paused...), "power or pause"},
+			{ch.pause, append(slices.Clone(r.Killed), r.Paused...), "power or pause"},
+		} {
+			for _, dc := range c.mine {
+				if slices.Contains(c.theirs, dc) {
+					errs = append(errs, fmt.Errorf("faults: %w: dc %s already has a %s fault (%s: %s); heal it first", ErrConflict, dc, c.what, r.ID, r.Desc))
 				}
 			}
 		}
-	case KindLoss:
-		if spec.A != "" {
-			set := prefixLossIn + strconv.Itoa(spec.Percent)
-			put(spec.A, set, ip(spec.B))
-			put(spec.B, set, ip(spec.A))
-			break
-		}
-		for _, dc := range spec.Targets(t) {
-			put(dc, prefixLossDC+strconv.Itoa(spec.Percent), ip(dc))
-		}
 	}
-	for dc := range plan {
-		if d, _ := l.DC(dc); !d.WANIP.IsValid() {
-			return nil, fmt.Errorf("faults: dc %s has no WAN address (state %s); is it running?", dc, d.State)
-		}
-	}
-	return plan, nil
+	return errors.Join(errs...)
 }
 
-func (in *Injector) applyNFT(ctx context.Context, l *lab.Lab, rec *Record) error {
-	plan, err := nftPlan(l, rec.Spec)
+// apply writes the intent, arms the watchdog, makes the change and
+// confirms the record; the caller holds the lock.
+func (in *Injector) apply(ctx context.Context, l *lab.Lab, spec Spec, ch changes) (*Record, error) {
+	id, err := in.store.nextID()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	rec := Record{ID: id, Spec: spec, Desc: spec.String(), Lab: l.WAN.ID, Phase: PhaseApplying, AppliedAt: now,
+		Qdisc: ch.qdiscDCs, Killed: ch.kill, Paused: ch.pause}
+	if !in.Detached {
+		self := Self()
+		rec.Owner = &self
+	}
+	if spec.For > 0 {
+		rec.Until = now.Add(spec.For) // provisional: confirmed below
+	}
+	for _, dc := range slices.Sorted(maps.Keys(ch.nft)) {
+		for _, a := range ch.nft[dc] {
+			rec.NFT = append(rec.NFT, NFTChange{DC: dc, Set: a.Set, Addrs: a.Addrs})
+		}
+	}
+	// 1. The intent: from here on, every process knows what may change.
+	if err := in.store.modify(func(st *State) error {
+		st.Records = append(in.current(live(st.Records, now)), rec)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	forget := func(cause error) error {
+		err := in.store.modify(func(st *State) error {
+			st.Records = slices.DeleteFunc(st.Records, func(r Record) bool { return r.ID == id })
+			return nil
+		})
+		return errors.Join(cause, err)
+	}
+	// 2. The watchdog, for what the kernel cannot expire.
+	if !ch.kernelExpires() && spec.For > 0 {
+		wd, err := in.arm(ctx, rec)
+		if err != nil {
+			return nil, forget(fmt.Errorf("faults: arm the watchdog of %s (nothing was changed): %w", id, err))
+		}
+		rec.Watchdog = wd
+		if err := in.store.modify(func(st *State) error { return replace(st, rec) }); err != nil {
+			return nil, forget(err)
+		}
+	}
+	// 3. The change.
+	if err := in.change(ctx, l, rec, ch); err != nil {
+		if rerr := in.revert(context.WithoutCancel(ctx), rec, nil); rerr != nil {
+			// Keep the record: what could not be undone stays known,
+			// and its watchdog (if any) tries again on time.
+			return nil, errors.Join(err, fmt.Errorf("faults: rolling back %s: %w", id, rerr))
+		}
+		return nil, forget(err)
+	}
+	// 4. The confirmation.
+	rec.Phase = PhaseInForce
+	rec.InForceAt = time.Now()
+	if spec.For > 0 {
+		rec.Until = rec.InForceAt.Add(spec.For)
+	}
+	if err := in.store.modify(func(st *State) error { return replace(st, rec) }); err != nil {
+		// In force but not confirmed: the intent holds what changed, so
+		// heal rather than leave it half-known.
+		return nil, errors.Join(err, in.revert(context.WithoutCancel(ctx), rec, nil), forget(nil))
+	}
+	return &rec, nil
+}
+
+// replace puts rec in place of the record with its id.
+func replace(st *State, rec Record) error {
+	i := slices.IndexFunc(st.Records, func(r Record) bool { return r.ID == rec.ID })
+	if i < 0 {
+		return fmt.Errorf("faults: record %s vanished from the fault file", rec.ID)
+	}
+	st.Records[i] = rec
+	return nil
+}
+
+// live drops records the kernel has already ended.
+func live(rs []Record, now time.Time) []Record {
+	return slices.DeleteFunc(slices.Clone(rs), func(r Record) bool { return r.KernelExpires() && r.Over(now) })
+}
+
+// change makes the changes of rec: nftables in every DC at once (every
+// namespace is opened first, so that a DC that is not running fails the
+// fault before anything changes), then qdiscs, freezes and power.
+func (in *Injector) change(ctx context.Context, l *lab.Lab, rec Record, ch changes) error {
+	if len(ch.nft) > 0 {
+		nss := map[string]Namespace{}
+		defer func() {
+			for _, ns := range nss {
+				ns.Close()
+			}
+		}()
+		for dc := range ch.nft {
+			d, _ := l.DC(dc)
+			ns, err := in.backend.Namespace(*d)
+			if err != nil {
+				return err
+			}
+			nss[dc] = ns
+		}
+		err := forEach(slices.Sorted(maps.Keys(ch.nft)), func(dc string) error {
+			return nss[dc].addFault(rec.ID, ch.nft[dc], rec.Spec.For)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if ch.qdisc != nil {
+		for _, dc := range ch.qdiscDCs {
+			if err := in.withNS(l, dc, func(ns Namespace) error { return ns.addQdisc(*ch.qdisc) }); err != nil {
+				return err
+			}
+		}
+	}
+	if err := forEach(ch.pause, func(dc string) error {
+		d, _ := l.DC(dc)
+		return in.backend.Pause(ctx, *d)
+	}); err != nil {
+		return err
+	}
+	return forEach(ch.kill, func(dc string) error {
+		d, _ := l.DC(dc)
+		return in.backend.PowerOff(ctx, *d)
+	})
+}
+
+// forEach runs fn for every DC at once and joins the errors.
+func forEach(dcs []string, fn func(dc string) error) error {
+	errs := make([]error, len(dcs))
+	var wg sync.WaitGroup
+	for i, dc := range dcs {
+		wg.Go(func() { errs[i] = fn(dc) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// withNS runs fn in the namespace of a DC of l.
+func (in *Injector) withNS(l *lab.Lab, dc string, fn func(Namespace) error) error {
+	d, ok := l.DC(dc)
+	if !ok {
+		return fmt.Errorf("faults: no dc %s in lab %s", dc, l.Name)
+	}
+	ns, err := in.backend.Namespace(*d)
 	if err != nil {
 		return err
 	}
-	// Open every namespace first: a DC that is not running fails the fault
-	// before anything changes.
-	conns := map[string]*nsConn{}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for dc := range plan {
-		d, _ := l.DC(dc)
-		c, err := openNS(*d)
-		if err != nil {
-			return err
-		}
-		conns[dc] = c
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for dc, adds := range plan {
-		wg.Go(func() {
-			err := conns[dc].add(adds, rec.Spec.For)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			for _, a := range adds {
-				rec.NFT = append(rec.NFT, NFTChange{DC: dc, Set: a.Set, Addrs: a.Addrs})
-			}
-		})
-	}
-	wg.Wait()
-	slices.SortFunc(rec.NFT, func(a, b NFTChange) int { return strings.Compare(a.DC+"/"+a.Set, b.DC+"/"+b.Set) })
-	if len(errs) > 0 {
-		return rollback(ctx, in, *rec, errors.Join(errs...))
-	}
-	return nil
-}
-
-// rollback reverts the part of rec that was applied and returns cause,
-// joined with any error from reverting.
-func rollback(ctx context.Context, in *Injector, rec Record, cause error) error {
-	if err := in.revert(context.WithoutCancel(ctx), rec, nil); err != nil {
-		return errors.Join(cause, fmt.Errorf("faults: rolling back: %w", err))
-	}
-	return cause
-}
-
-func (in *Injector) applyQdisc(ctx context.Context, l *lab.Lab, rec *Record) error {
-	spec := rec.Spec
-	if spec.Kind == KindDelay {
-		if err := netemAvailable(); err != nil {
-			return err
-		}
-		if spec.A != "" {
-			return fmt.Errorf("%w: delay on a single link is not supported yet; delay a whole DC or city (--dc, --city)", ErrBadSpec)
-		}
-	}
-	var errs []error
-	for _, dc := range spec.Targets(l.Topology) {
-		d, _ := l.DC(dc)
-		c, err := openNS(*d)
-		if err != nil {
-			errs = append(errs, err)
-			break
-		}
-		if spec.Kind == KindBandwidth {
-			err = c.addTbf(spec.RateBits)
-		} else {
-			err = c.addNetem(spec.Delay, spec.Jitter)
-		}
-		c.Close()
-		if err != nil {
-			errs = append(errs, err)
-			break
-		}
-		rec.Qdisc = append(rec.Qdisc, dc)
-	}
-	if len(errs) > 0 {
-		return rollback(ctx, in, *rec, errors.Join(errs...))
-	}
-	return nil
-}
-
-func (in *Injector) applyDocker(ctx context.Context, l *lab.Lab, rec *Record) error {
-	targets := rec.Spec.Targets(l.Topology)
-	for _, dc := range targets {
-		if d, _ := l.DC(dc); d.State != "running" {
-			return fmt.Errorf("faults: cannot %s dc %s: it is %s, not running", rec.Spec.Kind, dc, d.State)
-		}
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, dc := range targets {
-		d, _ := l.DC(dc)
-		wg.Go(func() {
-			var err error
-			if rec.Spec.Kind == KindPowerOff {
-				err = in.docker.ContainerKill(ctx, d.ContainerID, "KILL")
-			} else {
-				err = in.docker.ContainerPause(ctx, d.ContainerID)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("faults: %s dc %s: %w", rec.Spec.Kind, dc, err))
-			} else if rec.Spec.Kind == KindPowerOff {
-				rec.Killed = append(rec.Killed, dc)
-			} else {
-				rec.Paused = append(rec.Paused, dc)
-			}
-		})
-	}
-	wg.Wait()
-	slices.Sort(rec.Killed)
-	slices.Sort(rec.Paused)
-	if len(errs) > 0 {
-		return rollback(ctx, in, *rec, errors.Join(errs...))
-	}
-	if rec.Spec.Kind == KindPowerOff {
-		// Wait until Docker sees the containers stopped, so that the fault
-		// is in force when Apply returns.
-		for _, dc := range rec.Killed {
-			d, _ := l.DC(dc)
-			if err := in.waitState(ctx, d.ContainerID, false); err != nil {
-				return rollback(ctx, in, *rec, err)
-			}
-		}
-	}
-	return nil
-}
-
-// waitState polls until the container is (or is not) running, for at most
-// 10 s.
-func (in *Injector) waitState(ctx context.Context, id string, running bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		c, err := in.docker.ContainerInspect(ctx, id)
-		if err != nil {
-			return fmt.Errorf("faults: inspect container %.12s: %w", id, err)
-		}
-		if c.State != nil && c.State.Running == running {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("faults: container %.12s did not reach running=%v: %w", id, running, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	defer ns.Close()
+	return fn(ns)
 }
 
 // Live returns the faults in force at now, plus those whose time is up but
 // that only a process can end (qdiscs, power-off, pause) and that no process
-// has ended yet: [Injector.ExpireOverdue] ends those.
+// has ended yet.
 func (in *Injector) Live(now time.Time) ([]Record, error) {
 	st, err := in.store.Load()
 	if err != nil {
 		return nil, err
 	}
-	return live(st.Records, now), nil
+	return in.current(live(st.Records, now)), nil
 }
 
-// Heal reverts the fault with the given id and forgets it. Changes that
-// another fault in force also made stay.
+// current drops the records of another incarnation of the lab: they went
+// with the containers they were applied to.
+func (in *Injector) current(recs []Record) []Record {
+	inc := in.Lab().WAN.ID
+	return slices.DeleteFunc(recs, func(r Record) bool { return r.Lab != "" && r.Lab != inc })
+}
+
+// Heal reverts the fault with the given id and forgets it. Nothing of any
+// other fault is touched.
 func (in *Injector) Heal(ctx context.Context, id string) error {
+	return in.heal(ctx, id, "")
+}
+
+// heal heals fault id; with incarnation set, only if the record was made
+// on that incarnation of the lab and the lab is still it.
+func (in *Injector) heal(ctx context.Context, id, incarnation string) error {
 	ctx = context.WithoutCancel(ctx)
-	st, err := in.store.Load()
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	recs := live(st.Records, now)
-	i := slices.IndexFunc(recs, func(r Record) bool { return r.ID == id })
-	if i < 0 {
-		ids := make([]string, len(recs))
-		for j, r := range recs {
-			ids[j] = r.ID
+	return in.store.locked(func() error {
+		st, err := in.store.Load()
+		if err != nil {
+			return err
 		}
-		if len(ids) == 0 {
-			return fmt.Errorf("faults: %w %q: no fault is in force", ErrNoFault, id)
+		now := time.Now()
+		recs := live(st.Records, now)
+		if incarnation == "" {
+			recs = in.current(recs)
 		}
-		return fmt.Errorf("faults: %w %q; in force: %s", ErrNoFault, id, strings.Join(ids, ", "))
-	}
-	others := slices.Delete(slices.Clone(recs), i, i+1)
-	if err := in.revert(ctx, recs[i], others); err != nil {
-		return err
-	}
-	return in.store.Update(func(st *State) error {
-		st.Records = slices.DeleteFunc(live(st.Records, now), func(r Record) bool { return r.ID == id })
-		return nil
+		i := slices.IndexFunc(recs, func(r Record) bool { return r.ID == id })
+		if i < 0 {
+			ids := make([]string, len(recs))
+			for j, r := range recs {
+				ids[j] = r.ID
+			}
+			if len(ids) == 0 {
+				return fmt.Errorf("faults: %w %q: no fault is in force", ErrNoFault, id)
+			}
+			return fmt.Errorf("faults: %w %q; in force: %s", ErrNoFault, id, strings.Join(ids, ", "))
+		}
+		if incarnation != "" && recs[i].Lab != incarnation {
+			return fmt.Errorf("faults: %w %q of this incarnation of lab %s", ErrNoFault, id, in.name)
+		}
+		if err := in.revert(ctx, recs[i], slices.Delete(slices.Clone(recs), i, i+1)); err != nil {
+			return err
+		}
+		return in.store.modify(func(st *State) error {
+			st.Records = slices.DeleteFunc(live(st.Records, now), func(r Record) bool { return r.ID == id })
+			return nil
+		})
 	})
 }
 
-// ExpireOverdue heals every recorded fault whose time is up and that the
-// kernel cannot end by itself. It returns the ids it healed.
-func (in *Injector) ExpireOverdue(ctx context.Context) ([]string, error) {
-	recs, err := in.Live(time.Now())
-	if err != nil {
-		return nil, err
-	}
-	var healed []string
-	var errs []error
-	for _, r := range recs {
-		if !r.Over(time.Now()) {
-			continue
-		}
-		if err := in.Heal(ctx, r.ID); err != nil && !errors.Is(err, ErrNoFault) {
-			errs = append(errs, err)
-			continue
-		}
-		healed = append(healed, r.ID)
-	}
-	return healed, errors.Join(errs...)
-}
-
-// revert undoes rec. Addresses that a record in others also put in the same
-// set of the same DC are left in place. A DC that is not running has no
-// namespace, hence no rules or qdiscs, to revert.
+// revert undoes rec and nothing else. A powered-on DC comes back with a new,
+// empty namespace: the nftables changes of the records in others are put
+// back there, with the time they have left. A DC that is not running has
+// no namespace, hence nothing to revert. It refuses to act on another
+// incarnation of the lab than the record's. The caller holds the lock.
 func (in *Injector) revert(ctx context.Context, rec Record, others []Record) error {
-	var errs []error
 	// Pids change when a DC is powered off and on, by this or another
 	// process: always work from a fresh inventory.
 	l, err := in.refresh(ctx)
 	if err != nil {
+		if errors.Is(err, lab.ErrNoLab) {
+			return nil // the lab is gone, and everything of it
+		}
 		return err
 	}
-	// Power and pause first: namespaces must exist for the rest.
-	for _, dc := range rec.Paused {
-		d, _ := l.DC(dc)
-		if err := in.docker.ContainerUnpause(ctx, d.Container); err != nil && !cerrdefs.IsNotFound(err) && !strings.Contains(err.Error(), "not paused") {
-			errs = append(errs, fmt.Errorf("faults: resume dc %s: %w", dc, err))
-		}
+	if rec.Lab != "" && l.WAN.ID != rec.Lab {
+		return nil // another lab of the same name: this fault went with the old one
 	}
-	for _, dc := range rec.Killed {
+	var errs []error
+	// Power and freezing first: namespaces must exist for the rest.
+	errs = append(errs, forEach(rec.Paused, func(dc string) error {
 		d, _ := l.DC(dc)
-		if err := in.docker.ContainerStart(ctx, d.Container, container.StartOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("faults: power on dc %s: %w", dc, err))
-		}
-	}
+		return in.backend.Resume(ctx, *d)
+	}))
+	errs = append(errs, forEach(rec.Killed, func(dc string) error {
+		d, _ := l.DC(dc)
+		return in.backend.PowerOn(ctx, *d)
+	}))
 	if len(rec.Killed) > 0 {
 		if l, err = in.refresh(ctx); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		// A DC that was powered on has a new, empty namespace: put back
-		// what other faults in force had there.
-		if err := in.reassert(ctx, l, rec.Killed, others); err != nil {
-			errs = append(errs, err)
+		errs = append(errs, in.reassert(l, rec.Killed, others))
+	}
+	visit := func(dc string, fn func(Namespace) error) {
+		if d, ok := l.DC(dc); ok && d.State == "running" {
+			errs = append(errs, in.withNS(l, dc, fn))
 		}
 	}
-	byDC := map[string][]NFTChange{}
-	for _, ch := range rec.NFT {
-		byDC[ch.DC] = append(byDC[ch.DC], ch)
+	for _, dc := range rec.DCsWithNFT() {
+		visit(dc, func(ns Namespace) error { return ns.removeFaults(rec.ID) })
 	}
 	for _, dc := range rec.Qdisc {
-		byDC[dc] = append(byDC[dc], NFTChange{DC: dc}) // marks the namespace to visit
-	}
-	for dc, changes := range byDC {
-		d, ok := l.DC(dc)
-		if !ok || d.State != "running" {
-			continue
-		}
-		c, err := openNS(*d)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, ch := range changes {
-			if ch.Set == "" {
-				if _, err := c.removeQdisc(); err != nil {
-					errs = append(errs, err)
-				}
-				continue
-			}
-			keep := stillNeeded(others, dc, ch.Set)
-			addrs := slices.DeleteFunc(slices.Clone(ch.Addrs), func(a netip.Addr) bool { return keep[a] })
-			if err := c.remove(ch.Set, addrs); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		c.Close()
+		visit(dc, func(ns Namespace) error { _, err := ns.removeQdisc(); return err })
 	}
 	return errors.Join(errs...)
 }
 
-func stillNeeded(others []Record, dc, set string) map[netip.Addr]bool {
-	m := map[netip.Addr]bool{}
-	for _, r := range others {
-		for _, ch := range r.NFT {
-			if ch.DC == dc && ch.Set == set {
-				for _, a := range ch.Addrs {
-					m[a] = true
-				}
-			}
+// DCsWithNFT lists the DCs where the record changed nftables.
+func (r Record) DCsWithNFT() []string {
+	var dcs []string
+	for _, ch := range r.NFT {
+		if !slices.Contains(dcs, ch.DC) {
+			dcs = append(dcs, ch.DC)
 		}
 	}
-	return m
+	return dcs
 }
 
 // reassert re-adds, in the given DCs, the nftables changes of the records in
 // others, with the time they have left.
-func (in *Injector) reassert(ctx context.Context, l *lab.Lab, dcs []string, others []Record) error {
+func (in *Injector) reassert(l *lab.Lab, dcs []string, others []Record) error {
 	var errs []error
 	now := time.Now()
 	for _, dc := range dcs {
@@ -483,114 +463,265 @@ func (in *Injector) reassert(ctx context.Context, l *lab.Lab, dcs []string, othe
 			if len(adds) == 0 {
 				continue
 			}
-			d, _ := l.DC(dc)
-			if err := in.waitState(ctx, d.ContainerID, true); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if l2, err := in.refresh(ctx); err == nil {
-				l = l2
-				d, _ = l.DC(dc)
-			}
-			c, err := openNS(*d)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
 			var left time.Duration
 			if !r.Until.IsZero() {
 				left = r.Until.Sub(now)
 			}
-			if err := c.add(adds, left); err != nil {
-				errs = append(errs, err)
-			}
-			c.Close()
+			errs = append(errs, in.withNS(l, dc, func(ns Namespace) error { return ns.addFault(r.ID, adds, left) }))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// HealReport says what [Injector.HealAll] found and undid.
+// HealReport says what [Injector.HealAll] or [Injector.HealLeftovers]
+// found and undid.
 type HealReport struct {
 	Resumed   []string `json:"resumed,omitempty"`    // DCs unpaused
 	PoweredOn []string `json:"powered_on,omitempty"` // DCs started
-	Tables    []string `json:"tables,omitempty"`     // DCs whose fibercut table was deleted
+	Tables    []string `json:"tables,omitempty"`     // DCs whose fibercut rules were removed
 	Qdiscs    []string `json:"qdiscs,omitempty"`     // DCs whose fibercut qdisc was deleted
 	Records   int      `json:"records"`              // records forgotten
+	// Healed lists the records healed (HealLeftovers: those whose owner
+	// died); Held those left in force, because a live process holds them
+	// or they were kept on purpose.
+	Healed []Record `json:"healed,omitempty"`
+	Held   []Record `json:"held,omitempty"`
 }
 
 // Empty reports whether nothing needed healing.
 func (h HealReport) Empty() bool {
-	return len(h.Resumed)+len(h.PoweredOn)+len(h.Tables)+len(h.Qdiscs)+h.Records == 0
+	return len(h.Resumed)+len(h.PoweredOn)+len(h.Tables)+len(h.Qdiscs)+h.Records+len(h.Healed) == 0
 }
 
 // HealAll returns the lab to health without relying on any record: it
 // resumes paused DCs, starts stopped ones, deletes the fibercut table and
 // qdisc in every DC's namespace, and empties the fault file. It works after
-// fibercut crashed, and from another machine's state file or none.
+// fibercut crashed, and from another machine's state file or none. It ends
+// faults that live processes hold too: prefer [Injector.HealLeftovers].
 func (in *Injector) HealAll(ctx context.Context) (HealReport, error) {
 	ctx = context.WithoutCancel(ctx)
 	var rep HealReport
-	var errs []error
+	err := in.store.locked(func() error {
+		l, err := in.sweep(ctx, &rep, func(string) bool { return false }, func(string, string) bool { return false })
+		if err != nil {
+			return err
+		}
+		_ = l
+		return in.store.modify(func(st *State) error {
+			rep.Records = len(live(st.Records, time.Now()))
+			st.Records = nil
+			return nil
+		})
+	})
+	return rep, err
+}
+
+// HealLeftovers heals what dead processes left behind and nothing else:
+// every record whose owner died (including those a kill left half
+// applied), and every change of fibercut's in the lab that no record in
+// force accounts for. Faults held by a live process, or kept on purpose,
+// are reported in Held and left alone.
+func (in *Injector) HealLeftovers(ctx context.Context) (HealReport, error) {
+	ctx = context.WithoutCancel(ctx)
+	var rep HealReport
+	err := in.store.locked(func() error {
+		st, err := in.store.Load()
+		if err != nil {
+			return err
+		}
+		if _, err := in.refresh(ctx); err != nil {
+			return err
+		}
+		recs := in.current(live(st.Records, time.Now()))
+		var kept []Record
+		var errs []error
+		for i, r := range recs {
+			if !r.Orphaned() {
+				kept = append(kept, r)
+				continue
+			}
+			others := slices.Delete(slices.Clone(recs), i, i+1)
+			if err := in.revert(ctx, r, others); err != nil {
+				errs = append(errs, fmt.Errorf("faults: heal %s, left by process %d: %w", r.ID, r.Owner.PID, err))
+				kept = append(kept, r)
+				continue
+			}
+			rep.Healed = append(rep.Healed, r)
+		}
+		rep.Held = kept
+		// What no record in force accounts for was left by a process that
+		// died before this version's records, or with its records lost.
+		owns := func(dc string, pick func(Record) []string) bool {
+			return slices.ContainsFunc(kept, func(r Record) bool { return slices.Contains(pick(r), dc) })
+		}
+		keepFault := func(id string) bool { return slices.ContainsFunc(kept, func(r Record) bool { return r.ID == id }) }
+		keepDC := func(dc, what string) bool {
+			switch what {
+			case "paused":
+				return owns(dc, func(r Record) []string { return r.Paused })
+			case "exited":
+				return owns(dc, func(r Record) []string { return r.Killed })
+			}
+			return owns(dc, func(r Record) []string { return r.Qdisc })
+		}
+		if _, err := in.sweep(ctx, &rep, keepFault, keepDC); err != nil {
+			errs = append(errs, err)
+		}
+		healed := map[string]bool{}
+		for _, r := range rep.Healed {
+			healed[r.ID] = true
+		}
+		errs = append(errs, in.store.modify(func(st *State) error {
+			st.Records = slices.DeleteFunc(in.current(live(st.Records, time.Now())), func(r Record) bool { return healed[r.ID] })
+			return nil
+		}))
+		return errors.Join(errs...)
+	})
+	return rep, err
+}
+
+// sweep undoes every change of fibercut's in the lab but those kept:
+// keepFault(id) keeps a fault's nftables rules, keepDC(dc, what) a DC
+// that is "paused" or "exited", or ("qdisc") its qdisc. With nothing kept,
+// the fibercut table is deleted whole. The caller holds the lock.
+func (in *Injector) sweep(ctx context.Context, rep *HealReport, keepFault func(string) bool, keepDC func(dc, what string) bool) (*lab.Lab, error) {
 	l, err := in.refresh(ctx)
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
+	var errs []error
+	var started []string
 	for _, d := range l.DCs {
-		switch d.State {
-		case "paused":
-			if err := in.docker.ContainerUnpause(ctx, d.ContainerID); err != nil {
-				errs = append(errs, fmt.Errorf("faults: resume dc %s: %w", d.ID, err))
+		switch {
+		case d.State == "paused" && !keepDC(d.ID, "paused"):
+			if err := in.backend.Resume(ctx, d); err != nil {
+				errs = append(errs, err)
 				continue
 			}
 			rep.Resumed = append(rep.Resumed, d.ID)
-		case "exited", "created":
-			if err := in.docker.ContainerStart(ctx, d.ContainerID, container.StartOptions{}); err != nil {
-				errs = append(errs, fmt.Errorf("faults: power on dc %s: %w", d.ID, err))
-				continue
-			}
-			rep.PoweredOn = append(rep.PoweredOn, d.ID)
+		case (d.State == "exited" || d.State == "created") && !keepDC(d.ID, "exited"):
+			started = append(started, d.ID)
 		}
 	}
-	for _, dc := range rep.PoweredOn {
+	err = forEach(started, func(dc string) error {
 		d, _ := l.DC(dc)
-		if err := in.waitState(ctx, d.ContainerID, true); err != nil {
-			errs = append(errs, err)
-		}
+		return in.backend.PowerOn(ctx, *d)
+	})
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if len(rep.PoweredOn) > 0 {
+	rep.PoweredOn = append(rep.PoweredOn, started...)
+	if len(started) > 0 {
 		if l, err = in.refresh(ctx); err != nil {
-			return rep, errors.Join(append(errs, err)...)
+			return nil, errors.Join(append(errs, err)...)
 		}
 	}
 	for _, d := range l.DCs {
 		if d.State != "running" {
 			continue
 		}
-		c, err := openNS(d)
+		err := in.withNS(l, d.ID, func(ns Namespace) error {
+			ids, err := ns.faultIDs()
+			if err != nil {
+				return err
+			}
+			stale := slices.DeleteFunc(ids, keepFault)
+			switch {
+			case len(stale) == len(ids) && len(ids) > 0:
+				if _, err := ns.dropTable(); err != nil {
+					return err
+				}
+				rep.Tables = append(rep.Tables, d.ID)
+			case len(stale) > 0:
+				if err := ns.removeFaults(stale...); err != nil {
+					return err
+				}
+				rep.Tables = append(rep.Tables, d.ID)
+			case len(ids) == 0:
+				// A table with no fault's sets holds nothing in force;
+				// drop it quietly.
+				if _, err := ns.dropTable(); err != nil {
+					return err
+				}
+			}
+			if !keepDC(d.ID, "qdisc") {
+				had, err := ns.removeQdisc()
+				if err != nil {
+					return err
+				}
+				if had {
+					rep.Qdiscs = append(rep.Qdiscs, d.ID)
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			errs = append(errs, err)
+		}
+	}
+	return l, errors.Join(errs...)
+}
+
+// BeforeUp heals what dead processes left on the named lab of a Docker
+// engine, if the lab exists, and returns what it healed and what it left:
+// faults that live processes hold, or kept on purpose, are reported in
+// Held, and hold lists the DCs they keep paused or powered off, for
+// [lab.UpOptions].Leave.
+func BeforeUp(ctx context.Context, docker client.APIClient, name string, store *Store) (rep HealReport, hold []string, err error) {
+	l, err := lab.Inspect(ctx, docker, name)
+	if errors.Is(err, lab.ErrNoLab) {
+		return rep, nil, nil
+	}
+	if err != nil {
+		return rep, nil, err
+	}
+	rep, err = NewInjector(docker, l, store).HealLeftovers(ctx)
+	for _, r := range rep.Held {
+		hold = append(hold, r.Killed...)
+		hold = append(hold, r.Paused...)
+	}
+	return rep, hold, err
+}
+
+// Residue describes everything of fibercut's still in force in the lab,
+// a line each: live nftables elements of the fibercut table, fibercut's
+// qdisc, paused or stopped DCs. It reads the kernel and the engine, not
+// the records; an empty answer means nothing is in force.
+func (in *Injector) Residue(ctx context.Context) ([]string, error) {
+	l, err := in.refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range l.DCs {
+		if d.State != "running" {
+			out = append(out, fmt.Sprintf("%s: %s", d.ID, d.State))
 			continue
 		}
-		if had, err := c.dropTable(); err != nil {
-			errs = append(errs, err)
-		} else if had {
-			rep.Tables = append(rep.Tables, d.ID)
+		err := in.withNS(l, d.ID, func(ns Namespace) error {
+			c, ok := ns.(*nsConn)
+			if !ok {
+				return nil
+			}
+			sets, err := c.elements()
+			if err != nil {
+				return err
+			}
+			for _, name := range slices.Sorted(maps.Keys(sets)) {
+				for _, a := range slices.SortedFunc(maps.Keys(sets[name]), func(a, b netip.Addr) int { return a.Compare(b) }) {
+					out = append(out, fmt.Sprintf("%s: set %s holds %s", d.ID, name, a))
+				}
+			}
+			if has, err := c.hasQdisc(); err != nil {
+				return err
+			} else if has {
+				out = append(out, fmt.Sprintf("%s: fibercut qdisc on the WAN interface", d.ID))
+			}
+			return nil
+		})
+		if err != nil {
+			return out, err
 		}
-		if had, err := c.removeQdisc(); err != nil {
-			errs = append(errs, err)
-		} else if had {
-			rep.Qdiscs = append(rep.Qdiscs, d.ID)
-		}
-		c.Close()
 	}
-	if len(errs) > 0 {
-		return rep, errors.Join(errs...)
-	}
-	err = in.store.Update(func(st *State) error {
-		rep.Records = len(live(st.Records, time.Now()))
-		st.Records = nil
-		return nil
-	})
-	return rep, err
+	return out, nil
 }

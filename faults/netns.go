@@ -34,18 +34,25 @@ func openNS(d lab.DC) (*nsConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faults: enter network namespace of dc %s (%s; needs root): %w", d.ID, path, err)
 	}
-	c := &nsConn{dc: d.ID, ns: ns, wanIP: d.WANIP}
+	return newNSConn(d.ID, ns, d.WANIP)
+}
+
+// newNSConn opens the handles of a namespace, whose WAN interface holds
+// wanIP. It takes ns over: Close closes it.
+func newNSConn(dc string, ns netns.NsHandle, wanIP netip.Addr) (*nsConn, error) {
+	c := &nsConn{dc: dc, ns: ns, wanIP: wanIP}
+	var err error
 	if c.link, err = netlink.NewHandleAt(ns); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("faults: netlink in dc %s: %w", d.ID, err)
+		return nil, fmt.Errorf("faults: netlink in dc %s: %w", dc, err)
 	}
-	if c.wan, err = c.ifaceWithAddr(d.WANIP); err != nil {
+	if c.wan, err = c.ifaceWithAddr(wanIP); err != nil {
 		c.Close()
 		return nil, err
 	}
 	if c.nft, err = nftables.New(nftables.WithNetNSFd(int(ns)), nftables.AsLasting()); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("faults: nftables in dc %s: %w", d.ID, err)
+		return nil, fmt.Errorf("faults: nftables in dc %s: %w", dc, err)
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,8 +19,11 @@ import (
 // inet). Nothing else is ever changed.
 const TableName = "fibercut"
 
-// Sets of the fibercut table. Each comes with the rules that use it, created
-// with it; elements carry timeouts so faults expire in the kernel.
+// The roles of a fault's sets. Every fault has sets of its own, named
+// "<fault id>_<role>", and rules of its own that use them, tagged with the
+// comment "fibercut <fault id>": two faults on the same link never share an
+// element, so each ends at its own time (in the kernel: elements carry
+// timeouts), and healing or rolling back one never touches another.
 const (
 	setDropIn    = "drop_in"  // sources whose packets the DC drops
 	setDropOut   = "drop_out" // destinations the DC sends nothing to
@@ -33,7 +37,7 @@ const (
 // isolation never turns, for an instant, into a cut of the group's own links.
 const keepMargin = time.Second
 
-// setAdd asks for addresses to be added to a set.
+// setAdd asks for addresses to be added to the set of one role.
 type setAdd struct {
 	Set   string
 	Addrs []netip.Addr
@@ -50,14 +54,27 @@ func chains() (in, out *nftables.Chain) {
 	return in, out
 }
 
-// sets returns the table's sets by name; an empty map when there is no table.
-func (c *nsConn) sets() (map[string]*nftables.Set, error) {
+// setName is the name of a fault's set of a role.
+func setName(id, role string) string { return id + "_" + role }
+
+// ruleTag is the comment on every rule of a fault.
+func ruleTag(id string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, "fibercut "+id)
+}
+
+// hasTable reports whether the namespace has the fibercut table.
+func (c *nsConn) hasTable() (bool, error) {
 	tables, err := c.nft.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
-		return nil, fmt.Errorf("faults: list nftables tables in dc %s: %w", c.dc, err)
+		return false, fmt.Errorf("faults: list nftables tables in dc %s: %w", c.dc, err)
 	}
-	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }) {
-		return map[string]*nftables.Set{}, nil
+	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }), nil
+}
+
+// sets returns the table's sets by name; an empty map when there is no table.
+func (c *nsConn) sets() (map[string]*nftables.Set, error) {
+	if ok, err := c.hasTable(); err != nil || !ok {
+		return map[string]*nftables.Set{}, err
 	}
 	list, err := c.nft.GetSets(table)
 	if err != nil {
@@ -71,41 +88,24 @@ func (c *nsConn) sets() (map[string]*nftables.Set, error) {
 	return m, nil
 }
 
-// unit returns the name of the group of sets created together with a set:
-// the isolation rules need both "isolated" and "keep".
-func unit(set string) string {
-	if set == setKeep {
-		return setIsolated
-	}
-	return set
-}
-
-// add adds addresses to sets, creating the table, chains, sets and rules that
-// are missing, in one atomic batch. timeout 0 means the elements never expire.
-func (c *nsConn) add(adds []setAdd, timeout time.Duration) error {
-	have, err := c.sets()
-	if err != nil {
-		return err
-	}
+// addFault creates the sets and rules of fault id that adds asks for, and
+// fills the sets, in one atomic batch. timeout 0 means the elements never
+// expire.
+func (c *nsConn) addFault(id string, adds []setAdd, timeout time.Duration) error {
 	in, out := chains()
-	if len(have) == 0 {
-		c.nft.AddTable(table)
-		c.nft.AddChain(in)
-		c.nft.AddChain(out)
-	}
-	created := map[string]bool{}
+	c.nft.AddTable(table)
+	c.nft.AddChain(in)
+	c.nft.AddChain(out)
+	sets := map[string]*nftables.Set{}
 	for _, a := range adds {
-		u := unit(a.Set)
-		if _, ok := have[a.Set]; ok || created[u] {
+		if _, ok := sets[a.Set]; ok {
 			continue
 		}
-		created[u] = true
-		if err := c.createUnit(u, have, in, out); err != nil {
+		if err := c.createRole(id, a.Set, sets, in, out); err != nil {
 			return err
 		}
 	}
 	for _, a := range adds {
-		s := have[a.Set]
 		t := timeout
 		if t > 0 && a.Set == setKeep {
 			t += keepMargin
@@ -114,8 +114,8 @@ func (c *nsConn) add(adds []setAdd, timeout time.Duration) error {
 		for i, ip := range a.Addrs {
 			elems[i] = nftables.SetElement{Key: ip.AsSlice(), Timeout: t}
 		}
-		if err := c.nft.SetAddElements(s, elems); err != nil {
-			return fmt.Errorf("faults: add to set %s in dc %s: %w", a.Set, c.dc, err)
+		if err := c.nft.SetAddElements(sets[a.Set], elems); err != nil {
+			return fmt.Errorf("faults: add to set %s in dc %s: %w", setName(id, a.Set), c.dc, err)
 		}
 	}
 	if err := c.nft.Flush(); err != nil {
@@ -128,90 +128,122 @@ func newAddrSet(name string) *nftables.Set {
 	return &nftables.Set{Table: table, Name: name, KeyType: nftables.TypeIPAddr, HasTimeout: true}
 }
 
-// createUnit queues a set (two for isolation) and the rules that use it.
-func (c *nsConn) createUnit(u string, have map[string]*nftables.Set, in, out *nftables.Chain) error {
-	addSet := func(name string) (*nftables.Set, error) {
-		s := newAddrSet(name)
+// createRole queues the set of a role (two for isolation) and the rules
+// that use it, all of fault id.
+func (c *nsConn) createRole(id, role string, sets map[string]*nftables.Set, in, out *nftables.Chain) error {
+	addSet := func(role string) (*nftables.Set, error) {
+		s := newAddrSet(setName(id, role))
 		if err := c.nft.AddSet(s, nil); err != nil {
-			return nil, fmt.Errorf("faults: create set %s in dc %s: %w", name, c.dc, err)
+			return nil, fmt.Errorf("faults: create set %s in dc %s: %w", s.Name, c.dc, err)
 		}
-		have[name] = s
+		sets[role] = s
 		return s, nil
 	}
-	s, err := addSet(u)
+	if role == setKeep {
+		role = setIsolated // the keep set is created with the marker
+		if _, ok := sets[role]; ok {
+			return nil
+		}
+	}
+	s, err := addSet(role)
 	if err != nil {
 		return err
 	}
+	tag := ruleTag(id)
 	iif, oif := ifname(expr.MetaKeyIIFNAME, c.wan), ifname(expr.MetaKeyOIFNAME, c.wan)
 	switch {
-	case u == setDropIn:
-		c.rule(in, iif, ipv4(), load(saddr), lookup(s, false), drop())
-	case u == setDropOut:
-		c.rule(out, oif, ipv4(), load(daddr), lookup(s, false), drop())
-	case u == setIsolated:
+	case role == setDropIn:
+		c.rule(in, tag, iif, ipv4(), load(saddr), lookup(s, false), drop())
+	case role == setDropOut:
+		c.rule(out, tag, oif, ipv4(), load(daddr), lookup(s, false), drop())
+	case role == setIsolated:
 		keep, err := addSet(setKeep)
 		if err != nil {
 			return err
 		}
-		c.rule(in, iif, ipv4(), load(daddr), lookup(s, false), load(saddr), lookup(keep, true), drop())
-		c.rule(out, oif, ipv4(), load(saddr), lookup(s, false), load(daddr), lookup(keep, true), drop())
-	case strings.HasPrefix(u, prefixLossIn):
-		pct, err := strconv.Atoi(strings.TrimPrefix(u, prefixLossIn))
+		c.rule(in, tag, iif, ipv4(), load(daddr), lookup(s, false), load(saddr), lookup(keep, true), drop())
+		c.rule(out, tag, oif, ipv4(), load(saddr), lookup(s, false), load(daddr), lookup(keep, true), drop())
+	case strings.HasPrefix(role, prefixLossIn):
+		pct, err := strconv.Atoi(strings.TrimPrefix(role, prefixLossIn))
 		if err != nil {
-			return fmt.Errorf("faults: bad set name %s", u)
+			return fmt.Errorf("faults: bad set role %s", role)
 		}
-		c.rule(in, iif, ipv4(), load(saddr), lookup(s, false), below(pct), drop())
-	case strings.HasPrefix(u, prefixLossDC):
-		pct, err := strconv.Atoi(strings.TrimPrefix(u, prefixLossDC))
+		c.rule(in, tag, iif, ipv4(), load(saddr), lookup(s, false), below(pct), drop())
+	case strings.HasPrefix(role, prefixLossDC):
+		pct, err := strconv.Atoi(strings.TrimPrefix(role, prefixLossDC))
 		if err != nil {
-			return fmt.Errorf("faults: bad set name %s", u)
+			return fmt.Errorf("faults: bad set role %s", role)
 		}
-		c.rule(in, iif, ipv4(), load(daddr), lookup(s, false), below(pct), drop())
-		c.rule(out, oif, ipv4(), load(saddr), lookup(s, false), below(pct), drop())
+		c.rule(in, tag, iif, ipv4(), load(daddr), lookup(s, false), below(pct), drop())
+		c.rule(out, tag, oif, ipv4(), load(saddr), lookup(s, false), below(pct), drop())
 	default:
-		return fmt.Errorf("faults: unknown set %s", u)
+		return fmt.Errorf("faults: unknown set role %s", role)
 	}
 	return nil
 }
 
-func (c *nsConn) rule(ch *nftables.Chain, parts ...[]expr.Any) {
+func (c *nsConn) rule(ch *nftables.Chain, tag []byte, parts ...[]expr.Any) {
 	var exprs []expr.Any
 	for _, p := range parts {
 		exprs = append(exprs, p...)
 	}
-	c.nft.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: exprs})
+	c.nft.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: exprs, UserData: tag})
 }
 
-// remove deletes the given addresses from a set, where present, in one batch.
-// A missing table or set is not an error: there is nothing to remove.
-func (c *nsConn) remove(set string, addrs []netip.Addr) error {
+// faultIDs returns the ids of the faults that have sets in the namespace.
+func (c *nsConn) faultIDs() ([]string, error) {
 	have, err := c.sets()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s, ok := have[set]
-	if !ok {
-		return nil
-	}
-	elems, err := c.nft.GetSetElements(s)
-	if err != nil {
-		return fmt.Errorf("faults: list set %s in dc %s: %w", set, c.dc, err)
-	}
-	var del []nftables.SetElement
-	for _, e := range elems {
-		ip, ok := netip.AddrFromSlice(e.Key)
-		if ok && slices.Contains(addrs, ip) {
-			del = append(del, nftables.SetElement{Key: e.Key})
+	var ids []string
+	for name := range have {
+		if id, _, ok := strings.Cut(name, "_"); ok && !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
-	if len(del) == 0 {
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// removeFaults deletes the rules and sets of the given faults, in one
+// batch. Faults that have nothing here are skipped.
+func (c *nsConn) removeFaults(ids ...string) error {
+	have, err := c.sets()
+	if err != nil || len(have) == 0 {
+		return err
+	}
+	tags := map[string]bool{}
+	for _, id := range ids {
+		tags[string(ruleTag(id))] = true
+	}
+	n := 0
+	in, out := chains()
+	for _, ch := range []*nftables.Chain{in, out} {
+		rules, err := c.nft.GetRules(table, ch)
+		if err != nil {
+			return fmt.Errorf("faults: list rules in dc %s: %w", c.dc, err)
+		}
+		for _, r := range rules {
+			if tags[string(r.UserData)] {
+				if err := c.nft.DelRule(&nftables.Rule{Table: table, Chain: ch, Handle: r.Handle}); err != nil {
+					return fmt.Errorf("faults: delete rule in dc %s: %w", c.dc, err)
+				}
+				n++
+			}
+		}
+	}
+	for name, s := range have {
+		if id, _, ok := strings.Cut(name, "_"); ok && slices.Contains(ids, id) {
+			c.nft.DelSet(s)
+			n++
+		}
+	}
+	if n == 0 {
 		return nil
 	}
-	if err := c.nft.SetDeleteElements(s, del); err != nil {
-		return fmt.Errorf("faults: remove from set %s in dc %s: %w", set, c.dc, err)
-	}
 	if err := c.nft.Flush(); err != nil {
-		return fmt.Errorf("faults: remove from set %s in dc %s: %w", set, c.dc, err)
+		return fmt.Errorf("faults: remove faults %s in dc %s: %w", strings.Join(ids, ", "), c.dc, err)
 	}
 	return nil
 }
@@ -244,20 +276,8 @@ func (c *nsConn) elements() (map[string]map[netip.Addr]time.Duration, error) {
 // dropTable deletes the fibercut table, if there is one. It reports whether
 // there was.
 func (c *nsConn) dropTable() (bool, error) {
-	have, err := c.sets()
-	if err != nil {
+	if ok, err := c.hasTable(); err != nil || !ok {
 		return false, err
-	}
-	if len(have) == 0 {
-		// The table may exist without sets (a crash between batches cannot
-		// cause that, since batches are atomic, but be thorough).
-		tables, err := c.nft.ListTablesOfFamily(nftables.TableFamilyINet)
-		if err != nil {
-			return false, fmt.Errorf("faults: list nftables tables in dc %s: %w", c.dc, err)
-		}
-		if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }) {
-			return false, nil
-		}
 	}
 	c.nft.DelTable(table)
 	if err := c.nft.Flush(); err != nil {

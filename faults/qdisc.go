@@ -50,6 +50,14 @@ func netemAvailable() error {
 	return ErrNoNetem // not mentioned at all: not built
 }
 
+// addQdisc puts q on the WAN interface: tbf for a rate, netem for a delay.
+func (c *nsConn) addQdisc(q qdiscSpec) error {
+	if q.RateBits > 0 {
+		return c.addTbf(q.RateBits)
+	}
+	return c.addNetem(q.Delay, q.Jitter)
+}
+
 // addTbf limits the WAN interface's egress to rateBits bits per second.
 func (c *nsConn) addTbf(rateBits int64) error {
 	l, err := c.link.LinkByName(c.wan)
@@ -65,7 +73,7 @@ func (c *nsConn) addTbf(rateBits int64) error {
 		Limit:      uint32(min(limit, 1<<31)),
 		Buffer:     netlink.Xmittime(rate, uint32(min(burst, 1<<31))),
 	}
-	return c.addQdisc(q, "bandwidth")
+	return c.putQdisc(q, "bandwidth")
 }
 
 // addNetem delays every packet leaving the WAN interface.
@@ -78,14 +86,14 @@ func (c *nsConn) addNetem(delay, jitter time.Duration) error {
 		netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: qdiscHandle, Parent: netlink.HANDLE_ROOT},
 		netlink.NetemQdiscAttrs{Latency: uint32(delay.Microseconds()), Jitter: uint32(jitter.Microseconds())},
 	)
-	err = c.addQdisc(q, "delay")
+	err = c.putQdisc(q, "delay")
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
 		return fmt.Errorf("%w (dc %s: %v)", ErrNoNetem, c.dc, err)
 	}
 	return err
 }
 
-func (c *nsConn) addQdisc(q netlink.Qdisc, what string) error {
+func (c *nsConn) putQdisc(q netlink.Qdisc, what string) error {
 	err := c.link.QdiscAdd(q)
 	if errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("faults: dc %s already has a bandwidth or delay fault on its WAN interface; heal it first", c.dc)
@@ -96,25 +104,39 @@ func (c *nsConn) addQdisc(q netlink.Qdisc, what string) error {
 	return nil
 }
 
-// removeQdisc deletes fibercut's root qdisc from the WAN interface, if there
-// is one, and reports whether there was.
-func (c *nsConn) removeQdisc() (bool, error) {
+// ownQdisc returns fibercut's root qdisc on the WAN interface, or nil.
+func (c *nsConn) ownQdisc() (netlink.Qdisc, error) {
 	l, err := c.link.LinkByName(c.wan)
 	if err != nil {
-		return false, fmt.Errorf("faults: wan interface of dc %s: %w", c.dc, err)
+		return nil, fmt.Errorf("faults: wan interface of dc %s: %w", c.dc, err)
 	}
 	qs, err := c.link.QdiscList(l)
 	if err != nil {
-		return false, fmt.Errorf("faults: list qdiscs in dc %s: %w", c.dc, err)
+		return nil, fmt.Errorf("faults: list qdiscs in dc %s: %w", c.dc, err)
 	}
 	for _, q := range qs {
-		a := q.Attrs()
-		if a.Parent == netlink.HANDLE_ROOT && a.Handle == qdiscHandle {
-			if err := c.link.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) {
-				return false, fmt.Errorf("faults: remove qdisc in dc %s: %w", c.dc, err)
-			}
-			return true, nil
+		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Handle == qdiscHandle {
+			return q, nil
 		}
 	}
-	return false, nil
+	return nil, nil
+}
+
+// removeQdisc deletes fibercut's root qdisc from the WAN interface, if there
+// is one, and reports whether there was.
+func (c *nsConn) removeQdisc() (bool, error) {
+	q, err := c.ownQdisc()
+	if err != nil || q == nil {
+		return false, err
+	}
+	if err := c.link.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) {
+		return false, fmt.Errorf("faults: remove qdisc in dc %s: %w", c.dc, err)
+	}
+	return true, nil
+}
+
+// hasQdisc reports whether fibercut's root qdisc is on the WAN interface.
+func (c *nsConn) hasQdisc() (bool, error) {
+	q, err := c.ownQdisc()
+	return q != nil, err
 }

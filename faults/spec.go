@@ -10,7 +10,8 @@ import (
 	"github.com/fibercut/fibercut/topology"
 )
 
-// Kind names a kind of fault.
+// Kind names a kind of fault. Each kind's behaviour is one type in a file
+// of its own, listed in [registry].
 type Kind string
 
 // The fault kinds.
@@ -25,8 +26,14 @@ const (
 	KindPause     Kind = "pause"     // the DCs' containers frozen
 )
 
-// Kinds lists every fault kind.
-var Kinds = []Kind{KindCut, KindIsolate, KindPartition, KindLoss, KindBandwidth, KindDelay, KindPowerOff, KindPause}
+// Kinds lists every fault kind, in the order of [registry].
+var Kinds = func() []Kind {
+	ks := make([]Kind, len(registry))
+	for i, e := range registry {
+		ks[i] = e.name
+	}
+	return ks
+}()
 
 // ErrBadSpec is wrapped by every error about a fault that cannot be applied
 // as given (unknown DC, bad partition, percent out of range, ...).
@@ -35,10 +42,13 @@ var ErrBadSpec = errors.New("bad fault")
 // Spec describes one fault. Which fields matter depends on Kind:
 //
 //   - cut: A and B;
-//   - isolate, power-off, pause, bandwidth, delay: DC or City;
-//   - loss, delay: A and B (a link) or DC or City;
+//   - isolate, power-off, pause, bandwidth, delay: DC or City (or Leader);
+//   - loss, delay: A and B (a link) or DC or City (or Leader);
 //   - partition: Groups, or Ring;
 //   - loss: Percent; bandwidth: RateBits; delay: Delay and Jitter.
+//
+// [ParseSpec] reads a Spec from the fault grammar and [Spec.String] writes
+// it back.
 type Spec struct {
 	Kind Kind `json:"kind"`
 	// A and B are the two DCs of a link.
@@ -47,6 +57,10 @@ type Spec struct {
 	// DC or City names the target of a DC-wide fault (one of the two).
 	DC   string `json:"dc,omitempty"`
 	City string `json:"city,omitempty"`
+	// Leader targets the DC holding the ledger's leader, which only the
+	// caller can find when the fault is applied: it sets DC and clears
+	// Leader before [Injector.Apply].
+	Leader bool `json:"leader,omitempty"`
 	// Groups of a partition: no packet crosses from one group to another.
 	Groups [][]string `json:"groups,omitempty"`
 	// OneWay partitions drop only packets from an earlier group to a later
@@ -67,108 +81,91 @@ type Spec struct {
 	For time.Duration `json:"for"`
 }
 
-// String describes the fault for people, e.g. "isolate city hangzhou (hz-a, hz-b)".
+// String writes the fault in the grammar [ParseSpec] reads, e.g.
+// "loss 30% link hz-a sh-a"; ParseSpec(s.String()) gives s back (but For,
+// which the grammar leaves to the caller).
 func (s Spec) String() string {
 	var b strings.Builder
 	b.WriteString(string(s.Kind))
-	switch s.Kind {
-	case KindLoss:
-		fmt.Fprintf(&b, " %d%%", s.Percent)
-	case KindBandwidth:
-		fmt.Fprintf(&b, " %s", topology.FormatBandwidth(s.RateBits))
-	case KindDelay:
-		fmt.Fprintf(&b, " %s", s.Delay)
-		if s.Jitter > 0 {
-			fmt.Fprintf(&b, "±%s", s.Jitter)
-		}
-	}
-	switch {
-	case s.A != "":
-		fmt.Fprintf(&b, " %s ⇄ %s", s.A, s.B)
-	case s.City != "":
-		fmt.Fprintf(&b, " city %s", s.City)
-	case s.DC != "":
-		fmt.Fprintf(&b, " dc %s", s.DC)
-	case s.Ring:
-		b.WriteString(" ring")
-	case len(s.Groups) > 0:
-		gs := make([]string, len(s.Groups))
-		for i, g := range s.Groups {
-			gs[i] = strings.Join(g, ",")
-		}
-		sep := " | "
-		if s.OneWay {
-			sep = " -> "
-		}
-		fmt.Fprintf(&b, " %s", strings.Join(gs, sep))
+	if k, ok := lookupKind(s.Kind); ok {
+		k.format(&b, s)
 	}
 	return b.String()
 }
 
-// ParseGroups parses a partition written as "hz-a,hz-b | sh-a,sh-b,sz-a".
-func ParseGroups(expr string) ([][]string, error) {
-	var groups [][]string
-	for g := range strings.SplitSeq(expr, "|") {
-		var ids []string
-		for id := range strings.SplitSeq(g, ",") {
-			if id = strings.TrimSpace(id); id != "" {
-				ids = append(ids, id)
-			}
-		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("%w: partition %q has an empty group; write groups of DC ids separated by '|', e.g. \"hz-a,hz-b | sh-a,sh-b,sz-a\"", ErrBadSpec, expr)
-		}
-		groups = append(groups, ids)
-	}
-	return groups, nil
-}
-
 // Validate checks the spec against a topology: every DC and city exists, a
-// partition names every DC exactly once, numbers are in range. The error
-// wraps [ErrBadSpec] and lists what is valid.
+// partition names every DC exactly once, numbers are in range. A fault on
+// the leader is checked with a stand-in DC, since the leader is only known
+// when the fault is applied. The error wraps [ErrBadSpec] and lists what is
+// valid.
 func (s Spec) Validate(t *topology.Topology) error {
 	if s.For < 0 {
 		return fmt.Errorf("%w: negative duration %s; use a positive duration, or 0 for until healed", ErrBadSpec, s.For)
 	}
-	switch s.Kind {
-	case KindCut:
-		return s.validateLink(t, true)
-	case KindIsolate, KindPowerOff, KindPause, KindBandwidth:
-		if s.A != "" {
-			return fmt.Errorf("%w: %s applies to a DC or a city, not a link", ErrBadSpec, s.Kind)
-		}
-		if err := s.validateTarget(t); err != nil {
-			return err
-		}
-		if s.Kind == KindBandwidth && s.RateBits <= 0 {
-			return fmt.Errorf("%w: bandwidth needs a positive rate, e.g. 10mbit", ErrBadSpec)
-		}
-		return nil
-	case KindLoss, KindDelay:
-		if s.A != "" {
-			if err := s.validateLink(t, false); err != nil {
-				return err
-			}
-		} else if err := s.validateTarget(t); err != nil {
-			return err
-		}
-		if s.Kind == KindLoss && (s.Percent < 1 || s.Percent > 100) {
-			return fmt.Errorf("%w: loss of %d%%; give a whole percent from 1 to 100", ErrBadSpec, s.Percent)
-		}
-		if s.Kind == KindDelay && (s.Delay <= 0 || s.Jitter < 0) {
-			return fmt.Errorf("%w: delay %s jitter %s; the delay must be positive and the jitter not negative", ErrBadSpec, s.Delay, s.Jitter)
-		}
-		return nil
-	case KindPartition:
-		return s.validatePartition(t)
+	k, ok := lookupKind(s.Kind)
+	if !ok {
+		return fmt.Errorf("%w: unknown kind %q; valid kinds: %s", ErrBadSpec, s.Kind, kindList())
 	}
-	return fmt.Errorf("%w: unknown kind %q; valid kinds: %s", ErrBadSpec, s.Kind, kindList())
+	if s.Leader {
+		switch {
+		case !k.onLeader():
+			return fmt.Errorf("%w: %s cannot target the leader (kinds that can: %s)", ErrBadSpec, s.Kind, leaderKindList())
+		case s.DC != "" || s.City != "" || s.A != "" || s.B != "":
+			return fmt.Errorf("%w: a fault on the leader names no dc, city or link", ErrBadSpec)
+		case len(t.Datacenters) == 0:
+			return fmt.Errorf("%w: topology %s has no DC to hold a leader", ErrBadSpec, t.Name)
+		}
+		s.DC, s.Leader = t.Datacenters[0].ID, false // a stand-in
+	}
+	return k.validate(s, t)
+}
+
+// CutOff returns the DCs a fault separates from the majority side, and the
+// cities all of whose DCs are among them: whose users lose their home DC
+// (for per-user outage splits). The spec must be valid.
+func (s Spec) CutOff(t *topology.Topology) (dcs, cities []string) {
+	if k, ok := lookupKind(s.Kind); ok {
+		dcs = k.cutOff(s, t)
+	}
+	for _, c := range t.CityNames() {
+		in := t.DCsIn(c)
+		all := len(in) > 0
+		for _, d := range in {
+			all = all && slices.Contains(dcs, d.ID)
+		}
+		if all {
+			cities = append(cities, c)
+		}
+	}
+	return dcs, cities
+}
+
+// Clone returns a copy that shares nothing with s.
+func (s Spec) Clone() Spec {
+	if s.Groups != nil {
+		gs := make([][]string, len(s.Groups))
+		for i, g := range s.Groups {
+			gs[i] = slices.Clone(g)
+		}
+		s.Groups = gs
+	}
+	return s
 }
 
 func kindList() string {
 	ks := make([]string, len(Kinds))
 	for i, k := range Kinds {
 		ks[i] = string(k)
+	}
+	return strings.Join(ks, ", ")
+}
+
+func leaderKindList() string {
+	var ks []string
+	for _, e := range registry {
+		if e.kind.onLeader() {
+			ks = append(ks, string(e.name))
+		}
 	}
 	return strings.Join(ks, ", ")
 }
@@ -180,6 +177,7 @@ func checkDC(t *topology.Topology, id string) error {
 	return nil
 }
 
+// validateLink checks A and B; required says the kind takes nothing else.
 func (s Spec) validateLink(t *topology.Topology, required bool) error {
 	if s.A == "" || s.B == "" {
 		if required {
@@ -201,7 +199,14 @@ func (s Spec) validateLink(t *topology.Topology, required bool) error {
 	return nil
 }
 
-func (s Spec) validateTarget(t *topology.Topology) error {
+// validateTarget checks DC or City; link says A and B are allowed instead.
+func (s Spec) validateTarget(t *topology.Topology, link bool) error {
+	if s.A != "" || s.B != "" {
+		if link {
+			return s.validateLink(t, false)
+		}
+		return fmt.Errorf("%w: %s applies to a DC or a city, not a link", ErrBadSpec, s.Kind)
+	}
 	switch {
 	case s.DC != "" && s.City != "":
 		return fmt.Errorf("%w: give --dc or --city, not both", ErrBadSpec)
@@ -215,47 +220,6 @@ func (s Spec) validateTarget(t *topology.Topology) error {
 	}
 	return fmt.Errorf("%w: %s needs a DC or a city; valid DCs: %s; valid cities: %s",
 		ErrBadSpec, s.Kind, strings.Join(t.DCIDs(), ", "), strings.Join(t.CityNames(), ", "))
-}
-
-func (s Spec) validatePartition(t *topology.Topology) error {
-	if s.Ring {
-		if len(s.Groups) > 0 {
-			return fmt.Errorf("%w: a ring partition takes no groups", ErrBadSpec)
-		}
-		if len(t.Datacenters) < 5 {
-			return fmt.Errorf("%w: a majorities ring needs at least 5 DCs; topology %s has %d", ErrBadSpec, t.Name, len(t.Datacenters))
-		}
-		return nil
-	}
-	if len(s.Groups) < 2 {
-		return fmt.Errorf("%w: a partition needs at least two groups, e.g. \"hz-a,hz-b | sh-a,sh-b,sz-a\"", ErrBadSpec)
-	}
-	seen := map[string]int{}
-	for gi, g := range s.Groups {
-		for _, id := range g {
-			if err := checkDC(t, id); err != nil {
-				return err
-			}
-			if prev, ok := seen[id]; ok {
-				where := fmt.Sprintf("in groups %d and %d", prev+1, gi+1)
-				if prev == gi {
-					where = fmt.Sprintf("twice in group %d", gi+1)
-				}
-				return fmt.Errorf("%w: partition names %s %s; each DC belongs to exactly one group", ErrBadSpec, id, where)
-			}
-			seen[id] = gi
-		}
-	}
-	var missing []string
-	for _, id := range t.DCIDs() {
-		if _, ok := seen[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: partition leaves out %s; every DC belongs to exactly one group", ErrBadSpec, strings.Join(missing, ", "))
-	}
-	return nil
 }
 
 // Targets returns the DCs a DC- or city-wide fault acts on, in topology order.
@@ -276,39 +240,16 @@ func (s Spec) Targets(t *topology.Topology) []string {
 // Flow is one direction of traffic between two DCs.
 type Flow struct{ From, To string }
 
-// Grudge returns the directed flows a cut or partition blocks, sorted. (In
+// Grudge returns the directed flows a cut or partition blocks, sorted (the
+// kinds that block flows have a grudge method). (In
 // Jepsen's terms, each To holds a grudge against each From.)
 func (s Spec) Grudge(t *topology.Topology) []Flow {
 	var flows []Flow
-	add := func(from, to string) { flows = append(flows, Flow{from, to}) }
-	switch {
-	case s.Kind == KindCut:
-		add(s.A, s.B)
-		add(s.B, s.A)
-	case s.Kind == KindPartition && s.Ring:
-		ids := t.DCIDs()
-		n := len(ids)
-		reach := (n/2 + 1) / 2 // neighbours on each side: with itself, a majority
-		for i := range ids {
-			for j := range ids {
-				d := min((i-j+n)%n, (j-i+n)%n)
-				if d > reach {
-					add(ids[j], ids[i])
-				}
-			}
-		}
-	case s.Kind == KindPartition:
-		for gi, g := range s.Groups {
-			for gj, h := range s.Groups {
-				if gi == gj || (s.OneWay && gi > gj) {
-					continue
-				}
-				for _, from := range g {
-					for _, to := range h {
-						add(from, to)
-					}
-				}
-			}
+	if k, ok := lookupKind(s.Kind); ok {
+		if g, ok := k.(interface {
+			grudge(Spec, *topology.Topology) []Flow
+		}); ok {
+			flows = g.grudge(s, t)
 		}
 	}
 	slices.SortFunc(flows, func(a, b Flow) int {

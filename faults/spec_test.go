@@ -192,11 +192,15 @@ func TestNFTPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := nftPlan(l, tt.spec)
+			k, _ := lookupKind(tt.spec.Kind)
+			ch, err := k.plan(tt.spec, l)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := show(plan); got != tt.want {
+			if !ch.kernelExpires() {
+				t.Errorf("%s: the kernel cannot expire it", tt.spec)
+			}
+			if got := show(ch.nft); got != tt.want {
 				t.Errorf("plan\n got %s\nwant %s", got, tt.want)
 			}
 		})
@@ -223,12 +227,11 @@ func TestRecordExpiry(t *testing.T) {
 	}
 }
 
-func TestStoreUpdateIsAtomicAndNumbersFaults(t *testing.T) {
+func TestStoreUpdateIsAtomic(t *testing.T) {
 	s := NewStore(t.TempDir() + "/x.faults.json")
-	for range 3 {
+	for i := range 3 {
 		if err := s.Update(func(st *State) error {
-			st.Next++
-			st.Records = append(st.Records, Record{ID: fmt.Sprint("f", st.Next)})
+			st.Records = append(st.Records, Record{ID: fmt.Sprint("f", i+1)})
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -242,7 +245,30 @@ func TestStoreUpdateIsAtomicAndNumbersFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Next != 3 || len(st.Records) != 3 || st.Records[2].ID != "f3" {
+	if len(st.Records) != 3 || st.Records[2].ID != "f3" {
 		t.Fatalf("state after a failed update: %+v", st)
+	}
+}
+
+// TestIDsNeverRepeat numbers faults of two labs, removes one lab's store
+// (lab down) and checks that no id is given twice.
+func TestIDsNeverRepeat(t *testing.T) {
+	dir := t.TempDir()
+	a, b := NewStore(dir+"/a.faults.json"), NewStore(dir+"/b.faults.json")
+	seen := map[string]bool{}
+	for round := range 3 {
+		for _, s := range []*Store{a, b} {
+			id, err := s.nextID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[id] {
+				t.Fatalf("round %d: id %s given twice", round, id)
+			}
+			seen[id] = true
+		}
+		if err := a.Remove(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,6 +96,11 @@ func (l *Lab) CheckHealth(ctx context.Context) {
 // WaitHealthy polls every DC's health endpoint until all answer or timeout
 // passes; then it returns an error naming the DCs that did not answer.
 func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) error {
+	return l.waitHealthy(ctx, timeout, nil)
+}
+
+// waitHealthy is WaitHealthy, but does not wait for the DCs in skip.
+func (l *Lab) waitHealthy(ctx context.Context, timeout time.Duration, skip []string) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var (
@@ -104,6 +110,9 @@ func (l *Lab) WaitHealthy(ctx context.Context, timeout time.Duration) error {
 	)
 	for i := range l.DCs {
 		d := &l.DCs[i]
+		if slices.Contains(skip, d.ID) {
+			continue
+		}
 		wg.Go(func() {
 			tick := time.NewTicker(25 * time.Millisecond)
 			defer tick.Stop()

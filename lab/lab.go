@@ -124,6 +124,9 @@ type UpOptions struct {
 	GatewayPort int
 	// NodeEnv adds "NAME=value" variables to every DC's node (tests).
 	NodeEnv []string
+	// Leave lists DCs that a fault in force holds paused or powered off:
+	// Up leaves their containers as they are and does not wait for them.
+	Leave []string
 }
 
 // Up creates the lab, or completes and repairs an existing one of the same
@@ -174,7 +177,8 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 	t0 = time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv) {
-		g.Go(func() error { return ensureContainer(gctx, cli, spec) })
+		leave := slices.Contains(opts.Leave, spec.labels[LabelDC]) && spec.labels[LabelRole] == RoleDC
+		g.Go(func() error { return ensureContainer(gctx, cli, spec, leave) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -190,7 +194,7 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	if err := l.WaitHealthy(ctx, timeout); err != nil {
+	if err := l.waitHealthy(ctx, timeout, opts.Leave); err != nil {
 		return l, err
 	}
 	phase(&opts.Timings.Ready, t0)
@@ -306,8 +310,10 @@ type containerSpec struct {
 
 func (s containerSpec) lab() string { return s.labels[LabelLab] }
 
-// ensureContainer creates the container, or repairs and starts an existing one.
-func ensureContainer(ctx context.Context, cli client.APIClient, s containerSpec) error {
+// ensureContainer creates the container, or repairs and starts an existing
+// one; with leave, an existing one that matches its spec is left paused or
+// stopped.
+func ensureContainer(ctx context.Context, cli client.APIClient, s containerSpec, leave bool) error {
 	c, err := cli.ContainerInspect(ctx, s.name)
 	switch {
 	case cerrdefs.IsNotFound(err):
@@ -327,6 +333,7 @@ func ensureContainer(ctx context.Context, cli client.APIClient, s containerSpec)
 		return createContainer(ctx, cli, s)
 	}
 	switch {
+	case leave:
 	case c.State.Paused:
 		if err := cli.ContainerUnpause(ctx, c.ID); err != nil {
 			return fmt.Errorf("lab: unpause %s: %w", s.name, err)

@@ -32,6 +32,7 @@ type drillFlags struct {
 	out       string
 	timeScale float64
 	binary    string
+	healFirst bool
 }
 
 func (f *drillFlags) register(cmd *cobra.Command) {
@@ -39,6 +40,7 @@ func (f *drillFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.out, "out", "", "report directory (default ./fibercut-report/<time>-<scenario>)")
 	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "multiply every duration of the scenario (e.g. 0.25 for a quick run); expectations are not scaled")
 	cmd.Flags().StringVar(&f.binary, "binary", "", "static fibercut binary for the node image (default: this one, rebuilt statically if needed)")
+	cmd.Flags().BoolVar(&f.healFirst, "heal-first", false, "heal every fault in force before the drill, also those other processes hold or that were kept")
 }
 
 func newDrillRunCmd() *cobra.Command {
@@ -105,7 +107,7 @@ func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario,
 	defer cli.Close()
 	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
 	out, err := drill.Run(ctx, cli, sc, drill.Options{
-		Lab: f.name, Topology: t, Out: dir, TimeScale: f.timeScale, Binary: f.binary,
+		Lab: f.name, Topology: t, Out: dir, TimeScale: f.timeScale, Binary: f.binary, HealFirst: f.healFirst,
 		Events: func(e drill.Event) { printEvent(stderr, e) },
 	})
 	if out == nil {

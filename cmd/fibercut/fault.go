@@ -6,96 +6,111 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fibercut/fibercut/drill"
 	"github.com/fibercut/fibercut/faults"
-	"github.com/fibercut/fibercut/topology"
 )
 
-// faultFlags are the flags every fault-applying command shares.
+// faultFlags are the flags every fault-applying command shares. The
+// target flags are sugar over the fault grammar: --dc X is "dc X".
 type faultFlags struct {
 	name   string
 	dur    time.Duration
 	detach bool
 	dc     string
 	city   string
+	link   string
 }
 
-func (f *faultFlags) register(cmd *cobra.Command, target bool) {
+func (f *faultFlags) register(cmd *cobra.Command, target, link bool) {
 	addLabNameFlag(cmd, &f.name)
 	cmd.Flags().DurationVar(&f.dur, "for", 0, "how long the fault lasts (default: the topology's fault duration; 0 = until healed)")
-	cmd.Flags().BoolVar(&f.detach, "detach", false, "return at once and leave the fault in force (it still ends on time)")
+	cmd.Flags().BoolVar(&f.detach, "detach", false, "return at once and keep the fault after this command exits (it still ends on time)")
 	if target {
-		cmd.Flags().StringVar(&f.dc, "dc", "", "datacenter id")
-		cmd.Flags().StringVar(&f.city, "city", "", "city name")
+		cmd.Flags().StringVar(&f.dc, "dc", "", "datacenter id (same as the words: dc ID)")
+		cmd.Flags().StringVar(&f.city, "city", "", "city name (same as the words: city NAME)")
+	}
+	if link {
+		cmd.Flags().StringVar(&f.link, "link", "", "the link, as A,B (same as the words: link A B)")
 	}
 }
+
+// words returns the fault grammar's target words the flags stand for.
+func (f *faultFlags) words() ([]string, error) {
+	var w []string
+	if f.dc != "" {
+		w = append(w, "dc", f.dc)
+	}
+	if f.city != "" {
+		w = append(w, "city", f.city)
+	}
+	if f.link != "" {
+		a, b, ok := strings.Cut(f.link, ",")
+		if !ok {
+			return nil, fmt.Errorf("--link %q: write the two DCs as A,B, e.g. hz-a,sh-a", f.link)
+		}
+		w = append(w, "link", strings.TrimSpace(a), strings.TrimSpace(b))
+	}
+	return w, nil
+}
+
+const faultLong = `Faults act on a running lab from the host, inside each DC container's network
+namespace (this needs root). Every fault ends on time, whoever applied it and
+whatever is killed: cuts, isolations, partitions and loss are nftables set
+elements with kernel timeouts; bandwidth, delay, power-off and pause get a
+watchdog process, started before anything changes, that ends them on time.
+Only a fault asked to last until healed (--for 0) outlives every process; 'fault
+heal ID' or 'fault heal --all' ends it.
+
+A fault command stays in the foreground until the fault ends, and Ctrl-C heals
+it; --detach returns at once and keeps the fault (lab up and drill run leave it
+alone). Faults are written in one grammar, the one scenario files use, e.g.
+'fibercut fault isolate city hangzhou' or 'fibercut fault loss 30% link hz-a sh-a';
+the flags (--dc, --city, --link) are shorthands for the same words. The target
+'leader' is the DC that holds the ledger's leader when the fault is applied.`
 
 func newFaultCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fault",
 		Short: "Cut, isolate, partition or degrade the lab's links; power DCs off; heal",
-		Long: `Faults act on a running lab from the host, inside each DC container's network
-namespace (this needs root). Link faults are nftables set elements with kernel
-timeouts, so they end on time even if fibercut is killed; qdisc, power and
-pause faults are recorded and ended by a reaper process, 'fault heal --all',
-'lab up' or 'lab down'.
-
-By default a fault command stays in the foreground until the fault ends, and
-Ctrl-C heals it; --detach returns at once.`,
+		Long:  faultLong,
 	}
 	cmd.AddCommand(
-		newFaultCutCmd(), newFaultIsolateCmd(), newFaultPartitionCmd(), newFaultLossCmd(),
-		newFaultBandwidthCmd(), newFaultDelayCmd(),
-		newFaultDockerCmd(faults.KindPowerOff, "power-off", "Kill the DCs' containers, as a power loss (data survives)"),
-		newFaultDockerCmd(faults.KindPause, "pause", "Freeze the DCs' containers"),
+		newFaultKindCmd(faults.KindCut, "cut A B", "Cut both directions of the link between two DCs", false, false),
+		newFaultKindCmd(faults.KindIsolate, "isolate dc ID | city NAME | leader", "Cut every link from a DC or city to the rest of the lab and to users", true, false),
+		newFaultPartitionCmd(),
+		newFaultKindCmd(faults.KindLoss, "loss PCT link A B | dc ID | city NAME | leader", "Drop a share of packets at random on a link, or on all of a DC's traffic", true, true),
+		newFaultKindCmd(faults.KindBandwidth, "bandwidth RATE dc ID | city NAME | leader", "Limit a DC's WAN egress to RATE (e.g. 10mbit) with tbf", true, false),
+		newFaultDelayCmd(),
+		newFaultKindCmd(faults.KindPowerOff, "power-off dc ID | city NAME | leader", "Kill the DCs' containers, as a power loss (data survives)", true, false),
+		newFaultKindCmd(faults.KindPause, "pause dc ID | city NAME | leader", "Freeze the DCs' containers", true, false),
 		newFaultUndoCmd(faults.KindPowerOff, "power-on", "Power DCs back on (heals power-off faults)"),
 		newFaultUndoCmd(faults.KindPause, "resume", "Resume paused DCs (heals pause faults)"),
-		newFaultListCmd(), newFaultHealCmd(), newFaultReapCmd(),
+		newFaultListCmd(), newFaultHealCmd(),
 	)
 	return cmd
 }
 
-func newFaultCutCmd() *cobra.Command {
+// newFaultKindCmd is a fault command whose words follow the fault grammar.
+func newFaultKindCmd(kind faults.Kind, use, short string, target, link bool) *cobra.Command {
 	var f faultFlags
 	cmd := &cobra.Command{
-		Use:   "cut A B",
-		Short: "Cut both directions of the link between two DCs",
-		// Fewer than two DCs is reported by the spec's validation, which
-		// lists the lab's valid DCs.
-		Args: cobra.MaximumNArgs(2),
+		Use:   use,
+		Short: short,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			args = append(args, "", "")
-			return runFault(cmd, &f, faults.Spec{Kind: faults.KindCut, A: args[0], B: args[1]})
+			if kind == faults.KindLoss && len(args) > 0 && !strings.HasSuffix(args[0], "%") {
+				args[0] += "%" // loss 30 means 30%
+			}
+			return runFault(cmd, &f, kind, args)
 		},
 	}
-	f.register(cmd, false)
-	return cmd
-}
-
-func newFaultIsolateCmd() *cobra.Command {
-	var f faultFlags
-	cmd := &cobra.Command{
-		Use:   "isolate --dc ID | --city NAME",
-		Short: "Cut every link from a DC or city to the rest of the lab and to users",
-		Long: `Cut every link from a DC, or from every DC of a city, to the rest of the lab.
-Links inside the city stay up. Users outside (the entry layer, clients on the
-host) cannot reach the isolated DCs either.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runFault(cmd, &f, faults.Spec{Kind: faults.KindIsolate, DC: f.dc, City: f.city})
-		},
-	}
-	f.register(cmd, true)
+	f.register(cmd, target, link)
 	return cmd
 }
 
@@ -109,127 +124,59 @@ func newFaultPartitionCmd() *cobra.Command {
 		Use:   `partition "A,B | C,D,E" | --ring`,
 		Short: "Split the DCs into groups that cannot reach each other",
 		Long: `Split the DCs into groups separated by '|'; every DC must be in exactly one.
-With --one-way only packets from an earlier group to a later one are dropped
-("A | B": A cannot reach B, B still reaches A). --ring is Jepsen's majorities
-ring: each DC reaches only its neighbours, so each sees a different majority.`,
-		Args: cobra.MaximumNArgs(1),
+With --one-way (or the word one-way) only packets from an earlier group to a
+later one are dropped ("A | B": A cannot reach B, B still reaches A). --ring (or
+the word ring) is Jepsen's majorities ring: each DC reaches only its neighbours,
+so each sees a different majority.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec := faults.Spec{Kind: faults.KindPartition, OneWay: oneWay, Ring: ring}
-			if len(args) == 1 {
-				groups, err := faults.ParseGroups(args[0])
-				if err != nil {
-					return err
-				}
-				spec.Groups = groups
-			} else if !ring {
-				return fmt.Errorf("partition: give groups, e.g. \"hz-a,hz-b | sh-a,sh-b,sz-a\", or --ring")
+			if ring {
+				args = append(args, "ring")
 			}
-			return runFault(cmd, &f, spec)
+			if oneWay {
+				args = append([]string{"one-way"}, args...)
+			}
+			return runFault(cmd, &f, faults.KindPartition, args)
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, false, false)
 	cmd.Flags().BoolVar(&oneWay, "one-way", false, "drop only packets from earlier groups to later ones")
 	cmd.Flags().BoolVar(&ring, "ring", false, "majorities ring instead of groups")
-	return cmd
-}
-
-// linkFlag parses --link A,B.
-func linkFlag(s string) (string, string, error) {
-	if s == "" {
-		return "", "", nil
-	}
-	a, b, ok := strings.Cut(s, ",")
-	if !ok {
-		return "", "", fmt.Errorf("--link %q: write the two DCs as A,B, e.g. hz-a,sh-a", s)
-	}
-	return strings.TrimSpace(a), strings.TrimSpace(b), nil
-}
-
-func newFaultLossCmd() *cobra.Command {
-	var (
-		f    faultFlags
-		link string
-	)
-	cmd := &cobra.Command{
-		Use:   "loss PCT --link A,B | --dc ID | --city NAME",
-		Short: "Drop a share of packets at random on a link, or on all of a DC's traffic",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pct, err := strconv.Atoi(strings.TrimSuffix(args[0], "%"))
-			if err != nil {
-				return fmt.Errorf("loss %q: give a whole percent from 1 to 100, e.g. 30", args[0])
-			}
-			a, b, err := linkFlag(link)
-			if err != nil {
-				return err
-			}
-			return runFault(cmd, &f, faults.Spec{Kind: faults.KindLoss, Percent: pct, A: a, B: b, DC: f.dc, City: f.city})
-		},
-	}
-	f.register(cmd, true)
-	cmd.Flags().StringVar(&link, "link", "", "the link, as A,B")
-	return cmd
-}
-
-func newFaultBandwidthCmd() *cobra.Command {
-	var f faultFlags
-	cmd := &cobra.Command{
-		Use:   "bandwidth RATE --dc ID | --city NAME",
-		Short: "Limit a DC's WAN egress to RATE (e.g. 10mbit) with tbf",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rate, err := topology.ParseBandwidth(args[0])
-			if err != nil {
-				return err
-			}
-			return runFault(cmd, &f, faults.Spec{Kind: faults.KindBandwidth, RateBits: rate, DC: f.dc, City: f.city})
-		},
-	}
-	f.register(cmd, true)
 	return cmd
 }
 
 func newFaultDelayCmd() *cobra.Command {
 	var (
 		f      faultFlags
-		jitter int
-		link   string
+		jitter string
 	)
 	cmd := &cobra.Command{
-		Use:   "delay MS [--jitter MS] --dc ID | --city NAME",
+		Use:   "delay D [--jitter J] dc ID | city NAME | leader",
 		Short: "Add latency to a DC's WAN traffic (needs the kernel's netem)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Add latency (D, e.g. 50ms; a bare number is milliseconds) and jitter to every
+packet a DC sends over the WAN. This needs the kernel's netem qdisc
+(CONFIG_NET_SCH_NETEM); on a kernel without it the command fails before
+changing anything.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ms, err := strconv.Atoi(strings.TrimSuffix(args[0], "ms"))
-			if err != nil || ms <= 0 {
-				return fmt.Errorf("delay %q: give whole milliseconds, e.g. 50", args[0])
+			if len(args) > 0 {
+				args[0] = withMS(args[0])
+				if jitter != "" {
+					args[0] += "±" + withMS(jitter)
+				}
 			}
-			a, b, err := linkFlag(link)
-			if err != nil {
-				return err
-			}
-			return runFault(cmd, &f, faults.Spec{Kind: faults.KindDelay, Delay: time.Duration(ms) * time.Millisecond,
-				Jitter: time.Duration(jitter) * time.Millisecond, A: a, B: b, DC: f.dc, City: f.city})
+			return runFault(cmd, &f, faults.KindDelay, args)
 		},
 	}
-	f.register(cmd, true)
-	cmd.Flags().IntVar(&jitter, "jitter", 0, "jitter in milliseconds")
-	cmd.Flags().StringVar(&link, "link", "", "the link, as A,B")
+	f.register(cmd, true, true)
+	cmd.Flags().StringVar(&jitter, "jitter", "", "jitter, e.g. 10ms (a bare number is milliseconds)")
 	return cmd
 }
 
-func newFaultDockerCmd(kind faults.Kind, use, short string) *cobra.Command {
-	var f faultFlags
-	cmd := &cobra.Command{
-		Use:   use + " --dc ID | --city NAME",
-		Short: short,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runFault(cmd, &f, faults.Spec{Kind: kind, DC: f.dc, City: f.city})
-		},
+// withMS gives a bare number the unit ms.
+func withMS(s string) string {
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		return s + "ms"
 	}
-	f.register(cmd, true)
-	return cmd
+	return s
 }
 
 // openInjector connects to Docker and returns an injector for the named lab.
@@ -246,9 +193,18 @@ func openInjector(ctx context.Context, name string) (*faults.Injector, func(), e
 	return faults.NewInjector(cli, l, store), func() { cli.Close() }, nil
 }
 
-// runFault applies spec and, unless --detach, stays until it ends, healing
-// it early on Ctrl-C or SIGTERM.
-func runFault(cmd *cobra.Command, f *faultFlags, spec faults.Spec) error {
+// runFault parses the fault kind and words (with the flags' words), applies
+// it and, unless --detach, stays until it ends, healing it early on Ctrl-C
+// or SIGTERM.
+func runFault(cmd *cobra.Command, f *faultFlags, kind faults.Kind, words []string) error {
+	flagWords, err := f.words()
+	if err != nil {
+		return err
+	}
+	spec, err := faults.ParseSpec(strings.Join(slices.Concat([]string{string(kind)}, words, flagWords), " "))
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	in, done, err := openInjector(ctx, f.name)
 	if err != nil {
@@ -259,15 +215,17 @@ func runFault(cmd *cobra.Command, f *faultFlags, spec faults.Spec) error {
 	if cmd.Flags().Changed("for") {
 		spec.For = f.dur
 	}
+	if spec.Leader {
+		dc, err := drill.LeaderDC(ctx, in.Lab())
+		if err != nil {
+			return err
+		}
+		spec.DC, spec.Leader = dc, false
+	}
+	in.Detached = f.detach
 	rec, err := in.Apply(ctx, spec)
 	if err != nil {
 		return err
-	}
-	// Start the reaper before anything else, so that a kill right after
-	// the fault is announced cannot leave it in force past its time.
-	var reapErr error
-	if !rec.KernelExpires() && !rec.Until.IsZero() {
-		reapErr = startReaper(in.Lab().Name, rec.ID)
 	}
 	out := cmd.OutOrStdout()
 	took := rec.InForceAt.Sub(rec.AppliedAt)
@@ -275,9 +233,6 @@ func runFault(cmd *cobra.Command, f *faultFlags, spec faults.Spec) error {
 		fmt.Fprintf(out, "%s %s: in force until healed (applied in %s)\n", rec.ID, rec.Desc, ms(took))
 	} else {
 		fmt.Fprintf(out, "%s %s: in force for %s, until %s (applied in %s)\n", rec.ID, rec.Desc, spec.For, rec.Until.Format("15:04:05"), ms(took))
-	}
-	if reapErr != nil {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; if this process dies, the fault ends only with `fibercut fault heal %s`\n", reapErr, rec.ID)
 	}
 	if f.detach {
 		fmt.Fprintf(out, "detached; heal early with `fibercut fault heal %s --name %s`\n", rec.ID, in.Lab().Name)
@@ -297,65 +252,6 @@ func runFault(cmd *cobra.Command, f *faultFlags, spec faults.Spec) error {
 	}
 	fmt.Fprintf(out, "%s healed\n", rec.ID)
 	return nil
-}
-
-// startReaper starts a detached `fibercut fault reap` that ends the fault on
-// time even if this process is killed.
-func startReaper(labName, id string) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("start reaper: %w", err)
-	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("start reaper: %w", err)
-	}
-	defer devnull.Close()
-	c := exec.Command(exe, "fault", "reap", "--name", labName, "--id", id)
-	c.Stdin, c.Stdout, c.Stderr = devnull, devnull, devnull
-	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := c.Start(); err != nil {
-		return fmt.Errorf("start reaper: %w", err)
-	}
-	return c.Process.Release()
-}
-
-func newFaultReapCmd() *cobra.Command {
-	var name, id string
-	cmd := &cobra.Command{
-		Use:    "reap --id ID",
-		Short:  "Wait until a fault's time is up and heal it (started by fault commands)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			in, done, err := openInjector(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			defer done()
-			recs, err := in.Live(time.Now())
-			if err != nil {
-				return err
-			}
-			for _, r := range recs {
-				if r.ID != id || r.Until.IsZero() {
-					continue
-				}
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(time.Until(r.Until)):
-				}
-				if err := in.Heal(cmd.Context(), id); err != nil && !errors.Is(err, faults.ErrNoFault) {
-					return err
-				}
-			}
-			return nil
-		},
-	}
-	addLabNameFlag(cmd, &name)
-	cmd.Flags().StringVar(&id, "id", "", "fault id")
-	return cmd
 }
 
 func newFaultUndoCmd(kind faults.Kind, use, short string) *cobra.Command {
@@ -384,7 +280,7 @@ func newFaultUndoCmd(kind faults.Kind, use, short string) *cobra.Command {
 				if (f.dc != "" || f.city != "") && !overlaps(r.Spec.Targets(t), want.Targets(t)) {
 					continue
 				}
-				if err := in.Heal(cmd.Context(), r.ID); err != nil {
+				if err := in.Heal(cmd.Context(), r.ID); err != nil && !errors.Is(err, faults.ErrNoFault) {
 					return err
 				}
 				healed = append(healed, r.ID)
@@ -414,7 +310,7 @@ func newFaultListCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the faults in force, where, and the time left",
+		Short: "List the faults in force, where, who holds them, and the time left",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, done, err := openInjector(cmd.Context(), name)
@@ -437,23 +333,38 @@ func newFaultListCmd() *cobra.Command {
 
 type faultJSON struct {
 	faults.Record
-	Left string `json:"left"`
+	Left   string `json:"left"`
+	Holder string `json:"holder"`
+}
+
+// holder says who holds a fault: a live process, nobody (kept on purpose),
+// or a dead process (a leftover that lab up and drill run heal).
+func holder(r faults.Record) string {
+	switch {
+	case r.Owner == nil:
+		return "kept"
+	case r.Orphaned():
+		return fmt.Sprintf("pid %d (dead)", r.Owner.PID)
+	}
+	return fmt.Sprintf("pid %d", r.Owner.PID)
 }
 
 func printFaults(w io.Writer, recs []faults.Record, now time.Time, asJSON bool) error {
 	left := func(r faults.Record) string {
 		switch {
+		case r.Phase == faults.PhaseApplying && r.Orphaned():
+			return "half applied by a dead process: run fault heal " + r.ID
 		case r.Until.IsZero():
 			return "until healed"
 		case r.Over(now):
-			return "overdue: run fault heal"
+			return "overdue: its watchdog is ending it"
 		}
 		return r.Until.Sub(now).Round(100 * time.Millisecond).String()
 	}
 	if asJSON {
 		out := make([]faultJSON, len(recs))
 		for i, r := range recs {
-			out[i] = faultJSON{r, left(r)}
+			out[i] = faultJSON{r, left(r), holder(r)}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -464,32 +375,11 @@ func printFaults(w io.Writer, recs []faults.Record, now time.Time, asJSON bool) 
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFAULT\tWHERE\tLEFT")
+	fmt.Fprintln(tw, "ID\tFAULT\tWHERE\tHOLDER\tLEFT")
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Desc, where(r), left(r))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Desc, strings.Join(r.DCs(), ","), holder(r), left(r))
 	}
 	return tw.Flush()
-}
-
-// where lists the DCs a record changed.
-func where(r faults.Record) string {
-	seen := map[string]bool{}
-	var dcs []string
-	add := func(dc string) {
-		if !seen[dc] {
-			seen[dc] = true
-			dcs = append(dcs, dc)
-		}
-	}
-	for _, ch := range r.NFT {
-		add(ch.DC)
-	}
-	for _, l := range [][]string{r.Qdisc, r.Killed, r.Paused} {
-		for _, dc := range l {
-			add(dc)
-		}
-	}
-	return strings.Join(dcs, ",")
 }
 
 func newFaultHealCmd() *cobra.Command {
@@ -502,7 +392,8 @@ func newFaultHealCmd() *cobra.Command {
 		Short: "Heal one fault, or --all: everything fibercut may have left in the lab",
 		Long: `Heal one fault by id, or with --all return the lab to health without relying
 on any record: resume paused DCs, start stopped ones, delete the fibercut
-nftables table and qdisc in every DC. --all works after a crash.`,
+nftables table and qdisc in every DC. --all works after a crash, and ends
+faults other processes hold too.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) == 1) {
@@ -540,13 +431,18 @@ func printHealReport(w io.Writer, rep faults.HealReport) {
 		fmt.Fprintln(w, "nothing to heal: no fault in force")
 		return
 	}
+	for _, r := range rep.Healed {
+		fmt.Fprintf(w, "healed %s %s (left by process %d, which is gone)\n", r.ID, r.Desc, r.Owner.PID)
+	}
 	for _, line := range []struct {
 		what string
 		dcs  []string
-	}{{"resumed", rep.Resumed}, {"powered on", rep.PoweredOn}, {"removed nftables rules in", rep.Tables}, {"removed qdisc in", rep.Qdiscs}} {
+	}{{"resumed", rep.Resumed}, {"powered on", rep.PoweredOn}, {"removed fibercut's nftables rules in", rep.Tables}, {"removed qdisc in", rep.Qdiscs}} {
 		if len(line.dcs) > 0 {
 			fmt.Fprintf(w, "%s %s\n", line.what, strings.Join(line.dcs, ", "))
 		}
 	}
-	fmt.Fprintf(w, "healed; %d recorded faults forgotten\n", rep.Records)
+	if rep.Records > 0 {
+		fmt.Fprintf(w, "healed; %d recorded faults forgotten\n", rep.Records)
+	}
 }

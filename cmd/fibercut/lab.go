@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -81,27 +82,31 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 				return err
 			}
 			defer cli.Close()
+			// Heal what dead processes left (faults of live processes
+			// and kept ones stay, and Up leaves the DCs they hold).
+			store, err := faults.OpenStore(cmp.Or(name, lab.DefaultName))
+			if err != nil {
+				return err
+			}
+			rep, hold, err := faults.BeforeUp(cmd.Context(), cli, cmp.Or(name, lab.DefaultName), store)
+			if err != nil {
+				return fmt.Errorf("healing what dead processes left in the lab: %w", err)
+			}
 			var tm lab.Timings
 			l, err := lab.Up(cmd.Context(), cli, lab.UpOptions{
-				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm, GatewayPort: gatewayPort,
+				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm, GatewayPort: gatewayPort, Leave: hold,
 			})
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			// Up started stopped DCs and resumed paused ones; faults the
-			// kernel holds (rules, qdiscs) may remain from a crash.
-			store, err := faults.OpenStore(l.Name)
-			if err != nil {
-				return err
-			}
-			rep, err := faults.NewInjector(cli, l, store).HealAll(cmd.Context())
-			if err != nil {
-				return fmt.Errorf("lab is up, but healing faults left in it failed: %w", err)
-			}
 			if !rep.Empty() {
-				fmt.Fprintln(out, "healed faults left from an earlier run:")
+				fmt.Fprintln(out, "healed what a dead fibercut process left in the lab:")
 				printHealReport(out, rep)
+			}
+			if len(rep.Held) > 0 {
+				fmt.Fprintln(out, "faults in force, left alone (heal with `fibercut fault heal ID`):")
+				printFaults(out, rep.Held, time.Now(), false)
 			}
 			fmt.Fprintf(out, "lab %q is up: %d datacenters in %d cities (topology %s)\n",
 				l.Name, len(l.DCs), len(l.Topology.Cities), l.Topology.Name)

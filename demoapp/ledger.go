@@ -175,6 +175,16 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 	ec.Logger = "zap"
 	ec.PreVote = true
 	ec.SnapshotCount = 20000
+	// etcd keeps only SnapshotCatchUpEntries of raft log in memory (5,000
+	// by default, compacted every 100 entries since 3.6): a member cut off
+	// for longer than that many entries can only catch up from a snapshot
+	// of the whole database, which on a loaded two-core lab was seen to
+	// leave a rejoining member stuck for over a minute (drill atec-2018:
+	// hz-a at index 1,875, the others at 10,855). Keep enough log for a
+	// DC cut off for a minute or more at the lab's rate (a few hundred
+	// entries a second) to catch up from the log: about 2 KB an entry,
+	// so some 100 MB per member at most.
+	ec.SnapshotCatchUpEntries = 50000
 	member, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("demoapp: start ledger member %s: %w", cfg.DC, err)

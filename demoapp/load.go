@@ -65,6 +65,10 @@ type LoadConfig struct {
 	// OnTransfers, when set, is called once, as the transfer phase begins
 	// (every account is open), with the history clock's reading then.
 	OnTransfers func(at time.Duration)
+	// OnOp, when set, is called with every operation as it is recorded,
+	// from the users' goroutines, possibly at once: it must be quick and
+	// safe for concurrent use.
+	OnOp func(verify.Op)
 }
 
 // LoadMaxAttempts bounds the attempts of one transfer with
@@ -631,6 +635,9 @@ func (r *loadRun) record(op verify.Op) bool {
 		r.stats.Retries++
 	}
 	r.mu.Unlock()
+	if r.cfg.OnOp != nil {
+		r.cfg.OnOp(op)
+	}
 	if r.cfg.History != nil {
 		if err := r.cfg.History.Append(op); err != nil {
 			r.setErr(fmt.Errorf("demoapp: load: record op %d: %w", op.Seq, err))

@@ -56,29 +56,30 @@ func resetLedger(ctx context.Context, c *clientv3.Client) error {
 	return nil
 }
 
-// moneyCheck reads every balance at one revision and reports whether their
-// sum is what the accounts were opened with. It is the live abort check; it
-// may fail to read (no quorum during a fault), which is not a violation.
-func moneyCheck(ctx context.Context, c *clientv3.Client) (ok bool, detail string, err error) {
+// moneySample reads every balance at one revision and checks that they add
+// up to accounts × the initial balance.
+func moneySample(ctx context.Context, c *clientv3.Client) MoneySample {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	resp, err := c.Get(cctx, "bal/", clientv3.WithPrefix())
 	if err != nil {
-		return false, "", err
+		return MoneySample{Detail: "unreadable: " + err.Error()}
 	}
-	var sum int64
+	m := MoneySample{Readable: true, Revision: resp.Header.Revision, Accounts: len(resp.Kvs)}
 	for _, kv := range resp.Kvs {
 		v, err := strconv.ParseInt(string(kv.Value), 10, 64)
 		if err != nil {
-			return false, fmt.Sprintf("balance %s is not a number: %q", kv.Key, kv.Value), nil
+			m.Detail = fmt.Sprintf("balance %s is not a number: %q", kv.Key, kv.Value)
+			return m
 		}
-		sum += v
+		m.SumFen += v
 	}
-	want := int64(len(resp.Kvs)) * demoapp.InitialBalanceFen
-	if sum != want {
-		return false, fmt.Sprintf("at revision %d, %d balances sum to %d fen, want %d", resp.Header.Revision, len(resp.Kvs), sum, want), nil
+	m.WantFen = int64(m.Accounts) * demoapp.InitialBalanceFen
+	m.OK = m.SumFen == m.WantFen
+	if !m.OK {
+		m.Detail = fmt.Sprintf("at revision %d, %d balances sum to %d fen, want %d", m.Revision, m.Accounts, m.SumFen, m.WantFen)
 	}
-	return true, "", nil
+	return m
 }
 
 // converge waits until every member answers, all name the same leader, and

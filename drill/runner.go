@@ -54,23 +54,17 @@ type Options struct {
 	// heals only what dead processes left behind, and refuses to start on
 	// a lab with other faults in force ([ErrFaultsInForce]).
 	HealFirst bool
-	// Events, when set, receives progress about once a second and at each
-	// step, from one goroutine at a time.
+	// Events, when set, receives the drill's typed events (progress about
+	// once a second, phases, faults in force and healed, money samples,
+	// the verdict) from one goroutine, in order. It may be slow: the
+	// schedule never waits for it; progress it has not taken yet is
+	// merged, nothing else is dropped. Every event is delivered before
+	// Run returns.
 	Events func(Event)
-}
-
-// Event is the drill's progress, for people watching it.
-type Event struct {
-	// At is the time since the transfer phase began; Total the planned
-	// length of the whole phase.
-	At, Total time.Duration
-	// Step says what is going on: "warmup", the fault in force, "settle".
-	Step string
-	// OKPerSec is the committed transfers per second of the last second.
-	OKPerSec          float64
-	OK, Fail, Unknown int64
-	// Message, when set, is news: a step applied or healed, an abort.
-	Message string
+	// OnOp, when set, is called with every operation of the load as it is
+	// recorded, from the load's goroutines, possibly at once: it must be
+	// quick and safe for concurrent use.
+	OnOp func(verify.Op)
 }
 
 // Outcome is a finished drill.
@@ -97,6 +91,7 @@ type run struct {
 	progress demoapp.LoadProgress
 	abortErr error
 	abort    context.CancelFunc
+	feed     *feed
 }
 
 // Run heals what dead fibercut processes left on the lab (and refuses to
@@ -119,7 +114,8 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 			return nil, err
 		}
 	}
-	r := &run{sc: sc, opts: opts, cli: cli}
+	r := &run{sc: sc, opts: opts, cli: cli, feed: newFeed(opts.Events)}
+	defer r.feed.close()
 	started := time.Now()
 	store := opts.Store
 	if store == nil {
@@ -151,7 +147,7 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 			return nil, fmt.Errorf("drill: heal the lab before starting: %w", err)
 		}
 		if !rep.Empty() {
-			r.event(Event{Message: "healed first (--heal-first): " + healSummary(rep)})
+			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + healSummary(rep)})
 		}
 	}
 	ledger, err := ledgerClient(l)
@@ -189,11 +185,13 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 	// Whatever happened, heal the drill's own faults and let the lab
 	// converge.
 	hctx := context.WithoutCancel(ctx)
-	r.event(Event{Message: "healing the drill's faults"})
+	r.setCurrent(PhaseHealing)
+	r.event(Event{Kind: EventPhase, Phase: PhaseHealing, Message: "healing the drill's faults"})
 	if err := r.healOwn(hctx); err != nil {
 		return nil, fmt.Errorf("drill: heal after the drill: %w", err)
 	}
-	r.event(Event{Message: "healed; waiting for the ledger members to converge"})
+	r.setCurrent(PhaseConverge)
+	r.event(Event{Kind: EventPhase, Phase: PhaseConverge, Message: "healed; waiting for the ledger members to converge"})
 	if l2, err := lab.Inspect(hctx, cli, l.Name); err == nil {
 		r.lab = l2
 		if err := l2.WaitHealthy(hctx, 60*time.Second); err != nil {
@@ -203,6 +201,8 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 	if err := converge(hctx, ledger, r.lab, 60*time.Second); err != nil {
 		return nil, err
 	}
+	r.setCurrent(PhaseVerifying)
+	r.event(Event{Kind: EventPhase, Phase: PhaseVerifying, Message: "reading the final state and verifying"})
 	st, err := verify.ReadFinalState(hctx, ledger, members(r.lab), demoapp.InitialBalanceFen)
 	if err != nil {
 		return nil, fmt.Errorf("drill: read the final state: %w", err)
@@ -225,6 +225,11 @@ func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) 
 		return nil, err
 	}
 	files = append(files, histPath, filepath.Join(dir, "state.json"))
+	verdict := "FAIL"
+	if rep.Passed {
+		verdict = "PASS"
+	}
+	r.event(Event{Kind: EventVerdict, Report: &rep, Message: verdict + ": report in " + dir})
 	return &Outcome{Report: rep, Dir: dir, Files: files}, runErr
 }
 
@@ -243,6 +248,7 @@ func (r *run) drive(ctx context.Context, ledger *clientv3.Client, hw *verify.Wri
 			Timeout: 2 * time.Second, Retry: true, History: hw,
 			Progress:    func(p demoapp.LoadProgress) { r.mu.Lock(); r.progress = p; r.mu.Unlock() },
 			OnTransfers: func(at time.Duration) { begun <- at },
+			OnOp:        r.opts.OnOp,
 		})
 		loadDone <- err
 	}()
@@ -254,13 +260,15 @@ func (r *run) drive(ctx context.Context, ledger *clientv3.Client, hw *verify.Wri
 		}
 		return fmt.Errorf("drill: load: %w", err)
 	}
-	r.setCurrent("warmup")
+	r.setCurrent(PhaseWarmup)
+	r.event(Event{Kind: EventPhase, Phase: PhaseWarmup, Message: "warming up: load before the first fault"})
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	bg.Go(func() { r.reportProgress(ctx, total) })
 	bg.Go(func() { r.watchMoney(ctx, ledger) })
 	r.runSteps(ctx)
-	r.setCurrent("settle")
+	r.setCurrent(PhaseSettle)
+	r.event(Event{Kind: EventPhase, Phase: PhaseSettle, Message: "settling: load after the last fault"})
 	err := <-loadDone
 	cancel()
 	r.mu.Lock()
@@ -344,7 +352,7 @@ func (r *run) apply(ctx context.Context, p *PlannedFault) (string, error) {
 	r.steps = append(r.steps, verify.StepRecord{At: w.Start - r.t0, What: "in force: " + desc})
 	r.current = desc
 	r.mu.Unlock()
-	r.event(Event{Message: fmt.Sprintf("%s: %s in force (applied in %s)", rec.ID, desc, rec.InForceAt.Sub(rec.AppliedAt).Round(time.Microsecond))})
+	r.event(Event{Kind: EventFaultInForce, Fault: &w, Message: fmt.Sprintf("%s: %s in force (applied in %s)", rec.ID, desc, rec.InForceAt.Sub(rec.AppliedAt).Round(time.Microsecond))})
 	return rec.ID, nil
 }
 
@@ -355,23 +363,26 @@ func (r *run) heal(ctx context.Context, id, desc string) {
 		return
 	}
 	at := r.clock.Since()
+	var healed *verify.FaultWindow
 	r.mu.Lock()
 	for i := range r.windows {
 		if r.windows[i].ID == id && r.windows[i].End == 0 {
 			r.windows[i].End = at
+			w := r.windows[i]
+			healed = &w
 		}
 	}
 	r.steps = append(r.steps, verify.StepRecord{At: at - r.t0, What: "healed: " + desc})
 	r.current = "recovering"
 	r.mu.Unlock()
-	r.event(Event{Message: id + ": " + desc + " healed"})
+	r.event(Event{Kind: EventFaultHealed, Fault: healed, Message: id + ": " + desc + " healed"})
 }
 
 func (r *run) stepFailed(what string, err error) {
 	r.mu.Lock()
 	r.steps = append(r.steps, verify.StepRecord{At: r.clock.Since() - r.t0, What: what, Error: err.Error()})
 	r.mu.Unlock()
-	r.event(Event{Message: "step failed: " + what + ": " + err.Error()})
+	r.event(Event{Kind: EventStepFailed, Message: "step failed: " + what + ": " + err.Error()})
 	if r.sc.Abort.StepFails {
 		r.stop(fmt.Errorf("%w: step %q failed: %v", ErrAborted, what, err))
 	}
@@ -384,7 +395,7 @@ func (r *run) stop(err error) {
 		r.abortErr = err
 	}
 	r.mu.Unlock()
-	r.event(Event{Message: "aborting: " + err.Error()})
+	r.event(Event{Kind: EventAbort, Message: "aborting: " + err.Error()})
 	r.abort()
 }
 
@@ -392,7 +403,7 @@ func (r *run) stop(err error) {
 // when faults that others hold are in force.
 func (r *run) refuseHeld(rep faults.HealReport) error {
 	if !rep.Empty() {
-		r.event(Event{Message: "healed what a dead process left behind: " + healSummary(rep)})
+		r.event(Event{Kind: EventNote, Message: "healed what a dead process left behind: " + healSummary(rep)})
 	}
 	if len(rep.Held) == 0 {
 		return nil
@@ -455,6 +466,7 @@ func (r *run) setCurrent(s string) {
 	r.mu.Unlock()
 }
 
+// event stamps e with the time, step and counts, and sends it to the feed.
 func (r *run) event(e Event) {
 	if r.opts.Events == nil {
 		return
@@ -468,7 +480,7 @@ func (r *run) event(e Event) {
 	p := r.progress
 	r.mu.Unlock()
 	e.OKPerSec, e.OK, e.Fail, e.Unknown = p.OKPerSec, p.OK, p.Fail, p.Unknown
-	r.opts.Events(e)
+	r.feed.send(e)
 }
 
 // reportProgress sends an event every second until ctx is done.
@@ -480,7 +492,7 @@ func (r *run) reportProgress(ctx context.Context, total time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			r.event(Event{})
+			r.event(Event{Kind: EventProgress})
 		}
 	}
 }
@@ -496,10 +508,16 @@ func (r *run) watchMoney(ctx context.Context, c *clientv3.Client) {
 			return
 		case <-tick.C:
 		}
-		ok, detail, err := moneyCheck(ctx, c)
-		if err != nil || ok {
+		m := moneySample(ctx, c)
+		msg := fmt.Sprintf("money: %d accounts hold %d fen at revision %d", m.Accounts, m.SumFen, m.Revision)
+		if !m.Readable || !m.OK {
+			msg = "money: " + m.Detail
+		}
+		r.event(Event{Kind: EventMoney, Money: &m, Message: msg})
+		if !m.Readable || m.OK {
 			continue // unreadable during a fault is not a violation
 		}
+		detail := m.Detail
 		slog.Warn("live money check failed", "detail", detail)
 		r.mu.Lock()
 		r.steps = append(r.steps, verify.StepRecord{At: r.clock.Since() - r.t0, What: "live money check", Error: detail})

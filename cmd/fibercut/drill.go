@@ -121,7 +121,12 @@ func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario,
 
 func printEvent(w io.Writer, e drill.Event) {
 	at := fmt.Sprintf("t+%5.1fs/%.0fs", e.At.Seconds(), e.Total.Seconds())
-	if e.Message != "" {
+	if e.Kind == drill.EventMoney && (e.Money.OK || !e.Money.Readable) {
+		// News only: a check that holds is not, and no quorum
+		// answering during a fault is expected.
+		return
+	}
+	if e.Kind != drill.EventProgress {
 		fmt.Fprintf(w, "%s  %s\n", at, e.Message)
 		return
 	}

@@ -1,0 +1,155 @@
+package tui
+
+import (
+	"sync"
+	"time"
+
+	"github.com/fibercut/fibercut/drill"
+	"github.com/fibercut/fibercut/verify"
+)
+
+// Scoreboard gathers a drill as it happens (the load's operations, the
+// faults in force and healed, the money samples, the news) and computes
+// what the dashboard shows with verify's functions. It is safe for
+// concurrent use: AddOp is called from the load's goroutines, Event from
+// the drill's event feed.
+type Scoreboard struct {
+	mu      sync.Mutex
+	ops     []verify.Op
+	last    time.Duration // the latest completion seen: "now" on the history's clock
+	faults  []verify.FaultWindow
+	money   *drill.MoneySample
+	log     []string
+	keep    int
+	verdict *verify.Report
+}
+
+// NewScoreboard returns an empty scoreboard keeping the last logLines
+// lines of news.
+func NewScoreboard(logLines int) *Scoreboard {
+	return &Scoreboard{keep: max(logLines, 1)}
+}
+
+// AddOp records one operation of the load (drill.Options.OnOp).
+func (s *Scoreboard) AddOp(op verify.Op) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ops = append(s.ops, op)
+	s.last = max(s.last, op.Complete)
+}
+
+// Event takes one of the drill's events (drill.Options.Events).
+func (s *Scoreboard) Event(e drill.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch e.Kind {
+	case drill.EventProgress:
+		return // the counts come from the operations themselves
+	case drill.EventFaultInForce:
+		if e.Fault != nil {
+			s.faults = append(s.faults, *e.Fault)
+		}
+	case drill.EventFaultHealed:
+		if e.Fault != nil {
+			for i := range s.faults {
+				if s.faults[i].ID == e.Fault.ID {
+					s.faults[i].End = e.Fault.End
+				}
+			}
+		}
+	case drill.EventMoney:
+		s.money = e.Money
+		if e.Money != nil && e.Money.Readable && e.Money.OK {
+			return // a money check that holds is not news
+		}
+	case drill.EventVerdict:
+		s.verdict = e.Report
+	}
+	if e.Message != "" {
+		s.log = append(s.log, e.Message)
+		if len(s.log) > s.keep {
+			s.log = s.log[len(s.log)-s.keep:]
+		}
+	}
+}
+
+// Stopwatch is the RTO stopwatch of the drill's first fault.
+type Stopwatch struct {
+	// Started: the fault took effect (the watch starts then, not when it
+	// was asked for).
+	Started bool
+	// Elapsed is the time since the fault took effect, on the history's
+	// clock; once Stopped, the RTO.
+	Elapsed time.Duration
+	// Stopped: committed transfers came back to 90 % of the pre-fault
+	// rate and held it, by verify's rule; the report's headline RTO is
+	// Elapsed.
+	Stopped bool
+	// FirstSuccess is the time to the first committed transfer after the
+	// fault took effect, when HasFirst.
+	FirstSuccess time.Duration
+	HasFirst     bool
+}
+
+// Stopwatch reads the stopwatch from the operations so far, with
+// [verify.AnalyzeRTO] and the options the drill's report uses.
+func (s *Scoreboard) Stopwatch() Stopwatch {
+	s.mu.Lock()
+	// Ops are never changed once appended, so the slice can be shared;
+	// fault windows get their End later, so they are copied.
+	ops, faults, now := s.ops, append([]verify.FaultWindow(nil), s.faults...), s.last
+	s.mu.Unlock()
+	if len(faults) == 0 {
+		return Stopwatch{}
+	}
+	rep := verify.AnalyzeRTO(ops, faults, verify.RTOOptions{})
+	main, ok := rep.Main()
+	if !ok {
+		return Stopwatch{}
+	}
+	o := main.Outage
+	w := Stopwatch{Started: true, Elapsed: max(now-main.Fault.Start, 0), Stopped: o.Recovered,
+		FirstSuccess: o.FirstSuccess, HasFirst: o.Succeeded}
+	if o.Recovered {
+		w.Elapsed = o.RTO
+	}
+	return w
+}
+
+// Rate returns the committed transfers per second in buckets of the given
+// length (verify's timeline), from the first transfer to the latest
+// completion.
+func (s *Scoreboard) Rate(bucket time.Duration) []verify.Bucket {
+	s.mu.Lock()
+	ops := s.ops
+	s.mu.Unlock()
+	return verify.Timeline(ops, bucket)
+}
+
+// Faults returns the fault windows so far; End is 0 while in force.
+func (s *Scoreboard) Faults() []verify.FaultWindow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]verify.FaultWindow(nil), s.faults...)
+}
+
+// Money returns the latest live money sample, nil before the first.
+func (s *Scoreboard) Money() *drill.MoneySample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.money
+}
+
+// Log returns the latest news, oldest first.
+func (s *Scoreboard) Log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+// Verdict returns the drill's report once it is verified, else nil.
+func (s *Scoreboard) Verdict() *verify.Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verdict
+}

@@ -1,13 +1,10 @@
 package drill
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -65,6 +62,10 @@ type Options struct {
 	// recorded, from the load's goroutines, possibly at once: it must be
 	// quick and safe for concurrent use.
 	OnOp func(verify.Op)
+	// LoadFor is how long the load runs; the scenario's duration when 0.
+	// A session driven by hand sets its bound here (Finish ends it
+	// sooner).
+	LoadFor time.Duration
 }
 
 // Outcome is a finished drill.
@@ -80,6 +81,7 @@ type run struct {
 	opts  Options
 	cli   client.APIClient
 	lab   *lab.Lab
+	topo  *topology.Topology
 	in    *faults.Injector
 	clock *verify.Clock
 	t0    time.Duration // history time at which the transfer phase began
@@ -98,188 +100,21 @@ type run struct {
 // start when faults other processes hold, or kept ones, are in force,
 // unless Options.HealFirst), brings the lab up if needed, clears its
 // ledger, runs the scenario's load and steps, heals its own faults, waits
-// for the ledger members to converge, verifies the final state against the history, measures the
-// recovery times and writes the report. It returns an error only when the
-// drill could not be run (a tool error); whether the expectations held is
-// Outcome.Report.Passed. An aborted drill still verifies and reports what
-// happened, and returns an error wrapping ErrAborted.
+// for the ledger members to converge, verifies the final state against the
+// history, measures the recovery times and writes the report. It returns an
+// error only when the drill could not be run (a tool error); whether the
+// expectations held is Outcome.Report.Passed. An aborted drill still
+// verifies and reports what happened, and returns an error wrapping
+// ErrAborted. Run is a [Session] driven by the scenario's schedule.
 func Run(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) (*Outcome, error) {
-	if opts.TimeScale != 0 && opts.TimeScale != 1 {
-		sc = sc.Scale(opts.TimeScale)
-	}
-	topo := opts.Topology
-	if topo == nil {
-		var err error
-		if topo, err = sc.ResolveTopology(); err != nil {
-			return nil, err
-		}
-	}
-	r := &run{sc: sc, opts: opts, cli: cli, feed: newFeed(opts.Events)}
-	defer r.feed.close()
-	started := time.Now()
-	store := opts.Store
-	if store == nil {
-		var err error
-		if store, err = faults.OpenStore(cmp.Or(opts.Lab, lab.DefaultName)); err != nil {
-			return nil, err
-		}
-	}
-	var hold []string
-	if !opts.HealFirst {
-		rep, held, err := faults.BeforeUp(ctx, cli, cmp.Or(opts.Lab, lab.DefaultName), store)
-		if err != nil {
-			return nil, fmt.Errorf("drill: heal what dead processes left on the lab: %w", err)
-		}
-		if err := r.refuseHeld(rep); err != nil {
-			return nil, err
-		}
-		hold = held
-	}
-	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv, Leave: hold})
+	s, err := Start(ctx, cli, sc, opts)
 	if err != nil {
 		return nil, err
 	}
-	r.lab = l
-	r.in = faults.NewInjector(cli, l, store)
-	if opts.HealFirst {
-		rep, err := r.in.HealAll(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("drill: heal the lab before starting: %w", err)
-		}
-		if !rep.Empty() {
-			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + healSummary(rep)})
-		}
-	}
-	ledger, err := ledgerClient(l)
-	if err != nil {
-		return nil, err
-	}
-	defer ledger.Close()
-	if err := resetLedger(ctx, ledger); err != nil {
-		return nil, err
-	}
-
-	dir := opts.Out
-	if dir == "" {
-		dir = filepath.Join("fibercut-report", started.Format("20060102-150405")+"-"+sc.Name)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("drill: %w", err)
-	}
-	histPath := filepath.Join(dir, "history.jsonl")
-	hf, err := os.Create(histPath)
-	if err != nil {
-		return nil, fmt.Errorf("drill: %w", err)
-	}
-	defer hf.Close()
-	hw, err := verify.NewWriter(hf, verify.Header{Lab: l.Name, Target: l.Gateway.URL(), Users: sc.Load.Users, Rate: sc.Load.Rate})
-	if err != nil {
-		return nil, err
-	}
-	r.clock = hw.Clock()
-
-	runErr := r.drive(ctx, ledger, hw)
-	if err := hw.Close(); err != nil {
-		return nil, err
-	}
-	// Whatever happened, heal the drill's own faults and let the lab
-	// converge.
-	hctx := context.WithoutCancel(ctx)
-	r.setCurrent(PhaseHealing)
-	r.event(Event{Kind: EventPhase, Phase: PhaseHealing, Message: "healing the drill's faults"})
-	if err := r.healOwn(hctx); err != nil {
-		return nil, fmt.Errorf("drill: heal after the drill: %w", err)
-	}
-	r.setCurrent(PhaseConverge)
-	r.event(Event{Kind: EventPhase, Phase: PhaseConverge, Message: "healed; waiting for the ledger members to converge"})
-	if l2, err := lab.Inspect(hctx, cli, l.Name); err == nil {
-		r.lab = l2
-		if err := l2.WaitHealthy(hctx, 60*time.Second); err != nil {
-			return nil, fmt.Errorf("drill: lab not healthy after healing: %w", err)
-		}
-	}
-	if err := converge(hctx, ledger, r.lab, 60*time.Second); err != nil {
-		return nil, err
-	}
-	r.setCurrent(PhaseVerifying)
-	r.event(Event{Kind: EventPhase, Phase: PhaseVerifying, Message: "reading the final state and verifying"})
-	st, err := verify.ReadFinalState(hctx, ledger, members(r.lab), demoapp.InitialBalanceFen)
-	if err != nil {
-		return nil, fmt.Errorf("drill: read the final state: %w", err)
-	}
-	if err := verify.SaveState(filepath.Join(dir, "state.json"), st); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(histPath)
-	if err != nil {
-		return nil, fmt.Errorf("drill: %w", err)
-	}
-	header, ops, err := verify.ReadHistory(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("drill: read back the history: %w", err)
-	}
-	rep := r.report(header, ops, st, topo, started)
-	files, err := verify.WriteReport(dir, rep)
-	if err != nil {
-		return nil, err
-	}
-	files = append(files, histPath, filepath.Join(dir, "state.json"))
-	verdict := "FAIL"
-	if rep.Passed {
-		verdict = "PASS"
-	}
-	r.event(Event{Kind: EventVerdict, Report: &rep, Message: verdict + ": report in " + dir})
-	return &Outcome{Report: rep, Dir: dir, Files: files}, runErr
-}
-
-// drive runs the load and the steps; it returns when the load has ended.
-func (r *run) drive(ctx context.Context, ledger *clientv3.Client, hw *verify.Writer) error {
-	sc := r.sc
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r.abort = cancel
-	begun := make(chan time.Duration, 1)
-	loadDone := make(chan error, 1)
-	total := sc.Duration()
-	go func() {
-		_, err := demoapp.RunLoad(ctx, demoapp.LoadConfig{
-			BaseURL: r.lab.Gateway.URL(), Users: sc.Load.Users, Rate: sc.Load.Rate, Duration: total,
-			Timeout: 2 * time.Second, Retry: true, History: hw,
-			Progress:    func(p demoapp.LoadProgress) { r.mu.Lock(); r.progress = p; r.mu.Unlock() },
-			OnTransfers: func(at time.Duration) { begun <- at },
-			OnOp:        r.opts.OnOp,
-		})
-		loadDone <- err
-	}()
-	select {
-	case r.t0 = <-begun:
-	case err := <-loadDone:
-		if err == nil {
-			err = errors.New("the load ended before sending a transfer")
-		}
-		return fmt.Errorf("drill: load: %w", err)
-	}
-	r.setCurrent(PhaseWarmup)
-	r.event(Event{Kind: EventPhase, Phase: PhaseWarmup, Message: "warming up: load before the first fault"})
-	var bg sync.WaitGroup
-	defer bg.Wait()
-	bg.Go(func() { r.reportProgress(ctx, total) })
-	bg.Go(func() { r.watchMoney(ctx, ledger) })
-	r.runSteps(ctx)
-	r.setCurrent(PhaseSettle)
-	r.event(Event{Kind: EventPhase, Phase: PhaseSettle, Message: "settling: load after the last fault"})
-	err := <-loadDone
-	cancel()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.abortErr != nil {
-		return r.abortErr
-	}
-	if err != nil {
-		return fmt.Errorf("drill: load: %w", err)
-	}
-	return nil
+	s.r.runSteps(s.loadCtx)
+	s.r.setCurrent(PhaseSettle)
+	s.r.event(Event{Kind: EventPhase, Phase: PhaseSettle, Message: "settling: load after the last fault"})
+	return s.finish(ctx, false)
 }
 
 // action is one thing to do at a time: apply a planned fault, or heal it.
@@ -362,6 +197,11 @@ func (r *run) heal(ctx context.Context, id, desc string) {
 		r.stepFailed("heal "+desc, err)
 		return
 	}
+	r.closeWindow(id, desc)
+}
+
+// closeWindow records that fault id ended now, and says so.
+func (r *run) closeWindow(id, desc string) {
 	at := r.clock.Since()
 	var healed *verify.FaultWindow
 	r.mu.Lock()
@@ -436,26 +276,25 @@ func healSummary(rep faults.HealReport) string {
 	return strings.Join(parts, "; ")
 }
 
-// healOwn heals every fault the drill applied that is still in force.
+// healOwn heals every fault the drill applied whose window is still open:
+// each is healed (or found already ended by its time limit), its window
+// closed and its event sent.
 func (r *run) healOwn(ctx context.Context) error {
-	recs, err := r.in.Live(time.Now())
-	if err != nil {
-		return err
-	}
 	r.mu.Lock()
-	mine := map[string]bool{}
+	var open []verify.FaultWindow
 	for _, w := range r.windows {
-		mine[w.ID] = true
+		if w.End == 0 {
+			open = append(open, w)
+		}
 	}
 	r.mu.Unlock()
 	var errs []error
-	for _, rec := range recs {
-		if !mine[rec.ID] {
+	for _, w := range open {
+		if err := r.in.Heal(ctx, w.ID); err != nil && !errors.Is(err, faults.ErrNoFault) {
+			errs = append(errs, err)
 			continue
 		}
-		if err := r.in.Heal(ctx, rec.ID); err != nil && !errors.Is(err, faults.ErrNoFault) {
-			errs = append(errs, err)
-		}
+		r.closeWindow(w.ID, w.Desc)
 	}
 	return errors.Join(errs...)
 }

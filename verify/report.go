@@ -663,3 +663,17 @@ func fmtInt(n int) string {
 	}
 	return b.String()
 }
+
+// ReadReport reads the report.json of a report directory.
+func ReadReport(dir string) (Report, error) {
+	var rep Report
+	path := filepath.Join(dir, ReportJSON)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return rep, fmt.Errorf("verify: %s is not a report: %w", path, err)
+	}
+	return rep, nil
+}

@@ -91,25 +91,47 @@ type Stopwatch struct {
 	HasFirst     bool
 }
 
-// Stopwatch reads the stopwatch from the operations so far, with
-// [verify.AnalyzeRTO] and the options the drill's report uses.
-func (s *Scoreboard) Stopwatch() Stopwatch {
+// Snapshot is the scoreboard at one instant: a screen is drawn from one,
+// so that all its parts agree.
+type Snapshot struct {
+	Ops     []verify.Op
+	Faults  []verify.FaultWindow
+	Now     time.Duration // the latest completion, on the history's clock
+	Money   *drill.MoneySample
+	Log     []string
+	Verdict *verify.Report
+}
+
+// Snapshot takes the scoreboard's state now.
+func (s *Scoreboard) Snapshot() Snapshot {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	// Ops are never changed once appended, so the slice can be shared;
 	// fault windows get their End later, so they are copied.
-	ops, faults, now := s.ops, append([]verify.FaultWindow(nil), s.faults...), s.last
-	s.mu.Unlock()
+	return Snapshot{Ops: s.ops, Faults: append([]verify.FaultWindow(nil), s.faults...), Now: s.last,
+		Money: s.money, Log: append([]string(nil), s.log...), Verdict: s.verdict}
+}
+
+// Stopwatch reads the stopwatch from the operations so far.
+func (s *Scoreboard) Stopwatch() Stopwatch { return s.Snapshot().Stopwatch() }
+
+// Stopwatch reads the stopwatch from the snapshot's operations, with
+// [verify.AnalyzeRTO] and the options the drill's report uses.
+func (sn Snapshot) Stopwatch() Stopwatch {
+	ops, faults, now := sn.Ops, sn.Faults, sn.Now
 	if len(faults) == 0 {
 		return Stopwatch{}
 	}
+	// The watch starts when the fault is in force, even before the
+	// analysis has an operation after it.
+	w := Stopwatch{Started: true, Elapsed: max(now-faults[0].Start, 0)}
 	rep := verify.AnalyzeRTO(ops, faults, verify.RTOOptions{})
 	main, ok := rep.Main()
 	if !ok {
-		return Stopwatch{}
+		return w
 	}
 	o := main.Outage
-	w := Stopwatch{Started: true, Elapsed: max(now-main.Fault.Start, 0), Stopped: o.Recovered,
-		FirstSuccess: o.FirstSuccess, HasFirst: o.Succeeded}
+	w.Stopped, w.FirstSuccess, w.HasFirst = o.Recovered, o.FirstSuccess, o.Succeeded
 	if o.Recovered {
 		w.Elapsed = o.RTO
 	}
@@ -119,12 +141,10 @@ func (s *Scoreboard) Stopwatch() Stopwatch {
 // Rate returns the committed transfers per second in buckets of the given
 // length (verify's timeline), from the first transfer to the latest
 // completion.
-func (s *Scoreboard) Rate(bucket time.Duration) []verify.Bucket {
-	s.mu.Lock()
-	ops := s.ops
-	s.mu.Unlock()
-	return verify.Timeline(ops, bucket)
-}
+func (s *Scoreboard) Rate(bucket time.Duration) []verify.Bucket { return s.Snapshot().Rate(bucket) }
+
+// Rate is the snapshot's rate timeline.
+func (sn Snapshot) Rate(bucket time.Duration) []verify.Bucket { return verify.Timeline(sn.Ops, bucket) }
 
 // Faults returns the fault windows so far; End is 0 while in force.
 func (s *Scoreboard) Faults() []verify.FaultWindow {

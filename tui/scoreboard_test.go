@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,12 +23,8 @@ func realDrill(t *testing.T) ([]verify.Op, verify.Report) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join("testdata", "drill", verify.ReportJSON))
+	rep, err := verify.ReadReport(filepath.Join("testdata", "drill"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	var rep verify.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Faults) == 0 || len(ops) == 0 {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	tea "charm.land/bubbletea/v2"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/docker/docker/client"
+	"github.com/fibercut/fibercut/tui"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,6 +38,7 @@ type drillFlags struct {
 	timeScale float64
 	binary    string
 	healFirst bool
+	tui       bool
 }
 
 func (f *drillFlags) register(cmd *cobra.Command) {
@@ -80,6 +86,7 @@ Exit status: 0 if every expectation held, 1 if one did not, 2 on a tool error.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&topo, "topology", "", "run on this topology instead of the scenario's (built-in name or file)")
+	cmd.Flags().BoolVar(&f.tui, "tui", false, "draw the drill in the stage dashboard (when stdout is a terminal; q leaves it)")
 	return cmd
 }
 
@@ -106,10 +113,16 @@ func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario,
 	}
 	defer cli.Close()
 	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
-	out, err := drill.Run(ctx, cli, sc, drill.Options{
+	opts := drill.Options{
 		Lab: f.name, Topology: t, Out: dir, TimeScale: f.timeScale, Binary: f.binary, HealFirst: f.healFirst,
 		Events: func(e drill.Event) { printEvent(stderr, e) },
-	})
+	}
+	var out *drill.Outcome
+	if f.tui && isTerminal(stdout) {
+		out, err = runDrillTUI(ctx, cli, sc, opts)
+	} else {
+		out, err = drill.Run(ctx, cli, sc, opts)
+	}
 	if out == nil {
 		return nil, err
 	}
@@ -275,4 +288,56 @@ func printComparison(w io.Writer, reps []verify.Report) {
 	})
 	row("passed", func(r verify.Report) string { return fmt.Sprint(r.Passed) })
 	tw.Flush()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// runDrillTUI runs the drill by its schedule, drawn in the stage
+// dashboard; logs go to a file meanwhile. Leaving the dashboard (q) before
+// the end stops the drill, which still heals and reports.
+func runDrillTUI(ctx context.Context, cli client.APIClient, sc *drill.Scenario, opts drill.Options) (*drill.Outcome, error) {
+	logFile, err := os.CreateTemp("", "fibercut-drill-*.log")
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logFile, nil)))
+	defer slog.SetDefault(prev)
+	t := opts.Topology
+	if t == nil {
+		if t, err = sc.ResolveTopology(); err != nil {
+			return nil, err
+		}
+	}
+	sb := tui.NewScoreboard(50)
+	opts.Events, opts.OnOp = sb.Event, sb.AddOp
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		out *drill.Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := drill.Run(ctx, cli, sc, opts)
+		done <- result{out, err}
+	}()
+	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Lang: tui.EN, Title: sc.Name, Dashboard: true, ReportDir: opts.Out})
+	if _, err := tea.NewProgram(m, tea.WithContext(ctx)).Run(); err != nil && ctx.Err() == nil {
+		cancel()
+		<-done
+		return nil, err
+	}
+	cancel()
+	r := <-done
+	return r.out, r.err
 }

@@ -73,6 +73,7 @@ how long users could not transfer (RTO) and whether any money was lost (RPO).`,
 		newLoadCmd(),
 		newDrillCmd(),
 		newVerifyCmd(),
+		newStageCmd(),
 	)
 	return root
 }

@@ -1,0 +1,286 @@
+package tui
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/fibercut/fibercut/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screens in testdata/")
+
+// golden compares a drawn screen, colours stripped, with testdata/screens/NAME.
+func golden(t *testing.T, name, screen string) {
+	t.Helper()
+	got := ansi.Strip(screen) + "\n"
+	path := filepath.Join("testdata", "screens", name)
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("screen %s:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+func defaultTopology(t *testing.T) *topology.Topology {
+	t.Helper()
+	tp, err := topology.Builtin(topology.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp
+}
+
+// replayModel is a dashboard replaying testdata/drill up to a fraction of
+// the drill (1 for all of it, verdict included).
+func replayModel(t *testing.T, lang Lang, w, h int, part float64) *Model {
+	t.Helper()
+	sb := NewScoreboard(20)
+	r, err := LoadReplay(filepath.Join("testdata", "drill"), 1, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part >= 1 {
+		r.Finish()
+	} else {
+		last := r.ops[len(r.ops)-1].Complete
+		r.PlayTo(r.begin + time.Duration(part*float64(last-r.begin)))
+	}
+	m := New(Options{Topology: defaultTopology(t), Scoreboard: sb, Replay: r, Lang: lang, Title: "stage-testdata",
+		AudienceURL: "http://192.168.1.20:8080/", Dashboard: true, ReportDir: "testdata/drill"})
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m
+}
+
+// TestScreensGolden draws the dashboard, mid-fault and at the verdict, and
+// the join screen, at three sizes in both languages, and compares them with
+// the golden screens (rewritten with -update). Every line fits the width.
+func TestScreensGolden(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 36}, {160, 45}} {
+		for _, lang := range []Lang{ZH, EN} {
+			for _, part := range []struct {
+				name string
+				at   float64
+			}{{"fault", 0.45}, {"verdict", 1}} {
+				name := fmt.Sprintf("%s-%s-%dx%d", part.name, lang, size[0], size[1])
+				m := replayModel(t, lang, size[0], size[1], part.at)
+				screen := m.Render()
+				checkFits(t, name, screen, size[0], size[1])
+				golden(t, name, screen)
+			}
+			m := replayModel(t, lang, size[0], size[1], 0)
+			m.screen = screenJoin
+			name := fmt.Sprintf("join-%s-%dx%d", lang, size[0], size[1])
+			screen := m.Render()
+			checkFits(t, name, screen, size[0], size[1])
+			golden(t, name, screen)
+		}
+	}
+}
+
+func checkFits(t *testing.T, name, screen string, w, h int) {
+	t.Helper()
+	lines := strings.Split(screen, "\n")
+	if len(lines) > h {
+		t.Errorf("%s: %d lines on a screen of %d", name, len(lines), h)
+	}
+	for i, l := range lines {
+		if got := ansi.StringWidth(l); got > w {
+			t.Errorf("%s: line %d is %d columns wide on a screen of %d: %q", name, i+1, got, w, ansi.Strip(l))
+		}
+	}
+}
+
+// TestVerdictShowsTheReportsRTO checks the replay's final screen against
+// the report: its headline RTO and the verdict.
+func TestVerdictShowsTheReportsRTO(t *testing.T) {
+	m := replayModel(t, EN, 160, 45, 1)
+	screen := ansi.Strip(m.Render())
+	rep := m.opts.Replay.Report()
+	main, _ := rep.RTO.Main()
+	if want := "RTO " + seconds(main.Outage.RTO); !strings.Contains(screen, want) {
+		t.Errorf("verdict screen lacks %q:\n%s", want, screen)
+	}
+	verdict := "FAIL"
+	if rep.Passed {
+		verdict = "PASS"
+	}
+	if !strings.Contains(screen, verdict) {
+		t.Errorf("verdict screen lacks %s:\n%s", verdict, screen)
+	}
+}
+
+func TestTooSmall(t *testing.T) {
+	m := replayModel(t, EN, 79, 30, 1)
+	if s := ansi.Strip(m.Render()); !strings.Contains(s, "terminal too small") {
+		t.Errorf("79×30: %q", s)
+	}
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 36})
+	if s := ansi.Strip(m.Render()); strings.Contains(s, "terminal too small") {
+		t.Error("after a resize to 120×36 the screen still says too small")
+	}
+}
+
+// fakeController records what the keys asked for.
+type fakeController struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *fakeController) record(s string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+	return nil
+}
+func (f *fakeController) Cut(context.Context) error { return f.record("cut") }
+func (f *fakeController) Isolate(_ context.Context, dc string) error {
+	return f.record("isolate " + dc)
+}
+func (f *fakeController) HealAll(context.Context) error { return f.record("heal") }
+func (f *fakeController) Finish(context.Context) error  { return f.record("finish") }
+
+// run feeds messages to the model the way bubbletea does: each returned
+// Cmd is run and its message fed back, until none is left (ticks are
+// dropped, so that the loop ends).
+func run(m *Model, msgs ...tea.Msg) {
+	queue := msgs
+	for len(queue) > 0 {
+		msg := queue[0]
+		queue = queue[1:]
+		_, cmd := m.Update(msg)
+		queue = append(queue, runCmd(cmd)...)
+	}
+}
+
+func runCmd(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	switch msg := cmd().(type) {
+	case tea.BatchMsg:
+		var out []tea.Msg
+		for _, c := range msg {
+			out = append(out, runCmd(c)...)
+		}
+		return out
+	case tickMsg, nil:
+		return nil
+	default:
+		return []tea.Msg{msg}
+	}
+}
+
+func key(s string) tea.KeyPressMsg {
+	switch s {
+	case "space":
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	}
+	r := []rune(s)[0]
+	return tea.KeyPressMsg{Code: r, Text: s}
+}
+
+func liveModel(t *testing.T) (*Model, *fakeController) {
+	f := &fakeController{}
+	m := New(Options{Topology: defaultTopology(t), Scoreboard: NewScoreboard(5), Controller: f, Lang: EN,
+		AudienceURL: "http://192.168.1.20:8080/", Countdown: time.Millisecond})
+	m.Update(tea.WindowSizeMsg{Width: 160, Height: 45})
+	return m, f
+}
+
+func TestKeys(t *testing.T) {
+	t.Run("c cuts after the countdown", func(t *testing.T) {
+		m, f := liveModel(t)
+		run(m, key("c")) // on the join screen: nothing
+		if len(f.calls) != 0 {
+			t.Fatalf("c on the join screen: %v", f.calls)
+		}
+		run(m, key("space"), key("c"))
+		if strings.Join(f.calls, ",") != "cut" {
+			t.Errorf("calls after space, c: %v; want cut", f.calls)
+		}
+	})
+	t.Run("esc during the countdown cuts nothing", func(t *testing.T) {
+		m, f := liveModel(t)
+		run(m, key("space"))
+		_, cmd := m.Update(key("c"))
+		if m.countdown != 3 || !strings.Contains(ansi.Strip(m.Render()), "cutting in") {
+			t.Fatalf("countdown %d after c; screen:\n%s", m.countdown, ansi.Strip(m.Render()))
+		}
+		run(m, key("esc"))
+		run(m, runCmd(cmd)...) // the countdown's next tick arrives after esc
+		if len(f.calls) != 0 || m.countdown != 0 {
+			t.Errorf("after esc: calls %v, countdown %d", f.calls, m.countdown)
+		}
+	})
+	t.Run("keys of the lab", func(t *testing.T) {
+		m, f := liveModel(t)
+		for _, k := range []string{"space", "h", "2", "l", "9", "enter"} {
+			run(m, key(k)) // one at a time: a key that acts waits for the last action
+		}
+		if got := strings.Join(f.calls, ","); got != "heal,isolate hz-b,isolate ,finish" {
+			t.Errorf("calls %q", got)
+		}
+	})
+	for _, k := range []string{"q", "ctrl+c"} {
+		t.Run(k+" heals, then quits", func(t *testing.T) {
+			m, f := liveModel(t)
+			_, cmd := m.Update(key(k))
+			msgs := runCmd(cmd)
+			if strings.Join(f.calls, ",") != "heal" {
+				t.Fatalf("calls %v, want heal", f.calls)
+			}
+			var quit bool
+			for _, msg := range msgs {
+				_, c := m.Update(msg)
+				if c != nil {
+					_, quit = c().(tea.QuitMsg)
+				}
+			}
+			if !quit {
+				t.Error("no quit after the heal")
+			}
+		})
+	}
+	t.Run("L switches the language, f and z the screens", func(t *testing.T) {
+		m, _ := liveModel(t)
+		if !strings.Contains(ansi.Strip(m.Render()), "Scan for a virtual account") {
+			t.Fatal("join screen first")
+		}
+		run(m, key("L"))
+		if !strings.Contains(ansi.Strip(m.Render()), "扫码") {
+			t.Error("L did not switch to 中文")
+		}
+		run(m, key("space"), key("z"))
+		if strings.Contains(ansi.Strip(m.Render()), "enter 结束") {
+			t.Error("presenter mode still shows the footer")
+		}
+		run(m, key("f"))
+		if m.screen != screenJoin {
+			t.Error("f did not bring the QR code back")
+		}
+	})
+}

@@ -1,0 +1,59 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/fibercut/fibercut/drill"
+	"github.com/fibercut/fibercut/faults"
+)
+
+// SessionController lets the dashboard's keys drive a drill session: the
+// cut is the scenario's first fault step, for that step's duration; an
+// isolation lasts the topology's fault duration.
+type SessionController struct {
+	Session *drill.Session
+
+	mu      sync.Mutex
+	outcome *drill.Outcome
+}
+
+// Cut applies the scenario's first fault step.
+func (c *SessionController) Cut(ctx context.Context) error {
+	for _, st := range c.Session.Scenario().Steps {
+		if st.Fault != nil {
+			spec := st.Fault.Clone()
+			spec.For = st.For
+			_, err := c.Session.Apply(ctx, spec)
+			return err
+		}
+	}
+	return fmt.Errorf("tui: scenario %s has no fault step to cut with", c.Session.Scenario().Name)
+}
+
+// Isolate isolates a DC, or the leader's with "".
+func (c *SessionController) Isolate(ctx context.Context, dc string) error {
+	spec := faults.Spec{Kind: faults.KindIsolate, DC: dc, Leader: dc == "", For: c.Session.Lab().Topology.Faults.Duration}
+	_, err := c.Session.Apply(ctx, spec)
+	return err
+}
+
+// HealAll heals the session's faults.
+func (c *SessionController) HealAll(ctx context.Context) error { return c.Session.HealAll(ctx) }
+
+// Finish heals, converges, verifies and reports.
+func (c *SessionController) Finish(ctx context.Context) error {
+	out, err := c.Session.Finish(ctx)
+	c.mu.Lock()
+	c.outcome = out
+	c.mu.Unlock()
+	return err
+}
+
+// Outcome is the finished drill, nil before Finish.
+func (c *SessionController) Outcome() *drill.Outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.outcome
+}

@@ -1,0 +1,102 @@
+package tui
+
+import "github.com/fibercut/fibercut/topology"
+
+// Lang is the language of the screens: "zh" or "en".
+type Lang string
+
+// The languages.
+const (
+	ZH Lang = "zh"
+	EN Lang = "en"
+)
+
+// ParseLang reads a --lang value.
+func ParseLang(s string) (Lang, bool) {
+	switch Lang(s) {
+	case ZH, EN:
+		return Lang(s), true
+	}
+	return "", false
+}
+
+// other is the language L switches to.
+func (l Lang) other() Lang {
+	if l == ZH {
+		return EN
+	}
+	return ZH
+}
+
+// words holds every fixed text of the screens, in both languages; the
+// banners use the audience page's words.
+var words = map[string][2]string{ // key: {zh, en}
+	"title":        {"fibercut · 三地五中心 · 剪断光纤", "fibercut · three cities, five datacenters · cut the cables"},
+	"join":         {"扫码领取 ¥1,000,000 虚拟账户", "Scan for a virtual account holding ¥1,000,000"},
+	"joined":       {"已开户", "accounts opened"},
+	"map":          {"机房与光纤", "datacenters and fibers"},
+	"rate":         {"每秒转账", "transfers/s"},
+	"rto":          {"恢复时间 RTO", "recovery time (RTO)"},
+	"rto.wait":     {"等待故障", "waiting for a fault"},
+	"rto.running":  {"恢复中…", "recovering…"},
+	"rto.stopped":  {"已恢复", "recovered"},
+	"first":        {"首笔成功", "first success"},
+	"money":        {"资金", "money"},
+	"money.none":   {"尚无余额", "no balance read yet"},
+	"money.unread": {"暂不可读(无多数派)", "unreadable (no quorum answers)"},
+	"money.bad":    {"资金不守恒!", "money NOT conserved!"},
+	"log":          {"事件", "events"},
+	"switching":    {"容灾切换中", "switching datacenter…"},
+	"switched":     {"已切换至其他城市", "switched to another city"},
+	"verdict":      {"结论", "verdict"},
+	"lost":         {"丢失", "lost"},
+	"unknown":      {"未知已确认", "unknowns settled"},
+	"checks":       {"校验", "checks"},
+	"gap":          {"最长中断", "longest gap"},
+	"report":       {"报告", "report"},
+	"small":        {"终端太小:至少 80×24", "terminal too small: at least 80×24"},
+	"countdown":    {"即将剪断", "cutting in"},
+	"cancel":       {"esc 取消", "esc cancels"},
+	"keys":         {"c 剪断 · h 恢复 · 1-9 隔离机房 · l 隔离主节点 · f 二维码 · z 演讲模式 · L 语言 · enter 结束 · q 退出 · ? 帮助", "c cut · h heal · 1-9 isolate DC · l isolate leader · f QR · z presenter · L language · enter finish · q quit · ? help"},
+	"keys.view":    {"z 演讲模式 · L 语言 · q 退出 · ? 帮助", "z presenter · L language · q quit · ? help"},
+	"help": {"space 进入仪表盘 · c 剪断场景的第一个故障(倒数 3-2-1,esc 取消) · h 全部恢复 · 1–9 隔离第 n 个机房 · l 隔离主节点所在机房 · f 全屏二维码 · z 隐藏页脚 · L 中文/English · enter 恢复、收敛、校验、给出结论 · q / ctrl+c 全部恢复后退出",
+		"space leaves the join screen · c cuts the scenario's first fault (3-2-1 countdown; esc cancels) · h heals all · 1–9 isolate the n-th DC · l isolates the leader's DC · f QR code full screen · z presenter mode (no footer) · L 中文/English · enter: heal, converge, verify, verdict · q / ctrl+c: heal everything, then quit"},
+	"ok":        {"正常", "ok"},
+	"cut":       {"已断", "cut"},
+	"lossy":     {"丢包", "lossy"},
+	"delayed":   {"延迟", "delayed"},
+	"down":      {"断电", "down"},
+	"paused":    {"冻结", "paused"},
+	"isolated":  {"孤立", "cut off"},
+	"leader":    {"主", "leader"},
+	"pass":      {"通过", "PASS"},
+	"fail":      {"未通过", "FAIL"},
+	"replay":    {"回放", "replay"},
+	"fibers":    {"光纤", "fibers"},
+	"verifying": {"校验中…", "verifying…"},
+}
+
+// t returns the text of key in lang.
+func (l Lang) t(key string) string {
+	w, ok := words[key]
+	if !ok {
+		return key
+	}
+	if l == ZH {
+		return w[0]
+	}
+	return w[1]
+}
+
+// city returns a city's name in lang, from the topology.
+func (l Lang) city(t *topology.Topology, name string) string {
+	if c, ok := t.City(name); ok {
+		if l == ZH && c.ZH != "" {
+			return c.ZH
+		}
+		if l == EN && c.EN != "" {
+			return c.EN
+		}
+	}
+	return name
+}

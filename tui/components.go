@@ -59,7 +59,7 @@ func panel(st styles, title string, w int, lines ...string) string {
 
 // mapLines draws the cities with their DCs, and the fibers between every
 // two cities (Hangzhou⇄Shanghai is four: hz-a/b × sh-a/b).
-func mapLines(st styles, lang Lang, t *topology.Topology, links map[[2]string]LinkState, dcs map[string]DCState, leader string) []string {
+func mapLines(st styles, lang Lang, t *topology.Topology, links map[[2]string]LinkState, dcs map[string]DCState, roles map[string]string) []string {
 	var out []string
 	for _, c := range t.Cities {
 		var parts []string
@@ -76,8 +76,11 @@ func mapLines(st styles, lang Lang, t *topology.Topology, links map[[2]string]Li
 				mark = st.warn.Render("◌")
 				label += " " + lang.t("paused")
 			}
-			if d.ID == leader {
+			switch roles[d.ID] {
+			case "leader":
 				label += " ★" + lang.t("leader")
+			case "no quorum":
+				label += " " + st.warn.Render(lang.t("noquorum"))
 			}
 			parts = append(parts, mark+" "+label)
 		}

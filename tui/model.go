@@ -47,6 +47,11 @@ type Options struct {
 	// Joined, when set, counts the accounts opened from phones, by home
 	// city; it is called from a tea.Cmd.
 	Joined func(context.Context) (map[string]int, error)
+	// Roles, when set, says what each DC's ledger member is ("leader",
+	// "follower", "no quorum", "unreachable"); it is called from a
+	// tea.Cmd at most every RolesEvery, so that probing stays cheap.
+	Roles      func(context.Context) (map[string]string, error)
+	RolesEvery time.Duration
 	// ReportDir is shown on the verdict screen.
 	ReportDir string
 	// Countdown is the length of each step of the 3-2-1 before a cut; 1 s
@@ -84,6 +89,8 @@ type Model struct {
 	busy      string
 	note      string
 	joined    map[string]int
+	roles     map[string]string
+	polled    time.Time // when Roles was last asked
 	quitting  bool
 }
 
@@ -95,6 +102,7 @@ type (
 		err  error
 	}
 	joinedMsg map[string]int
+	rolesMsg  map[string]string
 )
 
 // New returns the dashboard.
@@ -107,6 +115,9 @@ func New(opts Options) *Model {
 	}
 	if opts.Lang == "" {
 		opts.Lang = ZH
+	}
+	if opts.RolesEvery <= 0 {
+		opts.RolesEvery = 3 * time.Second
 	}
 	m := &Model{opts: opts, st: newStyles(), lang: opts.Lang, w: 160, h: 45}
 	if opts.AudienceURL != "" {
@@ -140,6 +151,24 @@ func (m *Model) pollJoined() tea.Cmd {
 	}
 }
 
+// pollRoles asks the DCs' roles when the last answer is older than
+// RolesEvery.
+func (m *Model) pollRoles(now time.Time) tea.Cmd {
+	if m.opts.Roles == nil || now.Sub(m.polled) < m.opts.RolesEvery {
+		return nil
+	}
+	m.polled = now
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r, err := m.opts.Roles(ctx)
+		if err != nil {
+			return rolesMsg(nil)
+		}
+		return rolesMsg(r)
+	}
+}
+
 // act runs a controller call in a Cmd; heals survive a cancelled context.
 func (m *Model) act(what string, fn func(context.Context) error) tea.Cmd {
 	if m.opts.Controller == nil {
@@ -160,7 +189,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if r := m.opts.Replay; r != nil {
 			r.Advance(time.Time(msg))
 		}
-		cmds := []tea.Cmd{m.tick()}
+		cmds := []tea.Cmd{m.tick(), m.pollRoles(time.Time(msg))}
 		if time.Time(msg).UnixMilli()/1000 != time.Time(msg).Add(-m.opts.Tick).UnixMilli()/1000 {
 			cmds = append(cmds, m.pollJoined()) // about once a second
 		}
@@ -168,6 +197,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case joinedMsg:
 		if msg != nil {
 			m.joined = msg
+		}
+	case rolesMsg:
+		if msg != nil {
+			m.roles = msg
 		}
 	case countdownMsg:
 		if msg.gen != m.cdGen || m.countdown == 0 {
@@ -393,7 +426,7 @@ func (m *Model) dashboard() string {
 
 	leftW := m.w * 3 / 5
 	rightW := m.w - leftW
-	mapBox := panel(m.st, m.lang.t("map"), leftW, mapLines(m.st, m.lang, t, links, dcs, "")...)
+	mapBox := panel(m.st, m.lang.t("map"), leftW, mapLines(m.st, m.lang, t, links, dcs, m.roles)...)
 	watch := stopwatchLines(m.st, m.lang, sw, reduced)
 	if m.countdown > 0 {
 		watch = append(bigText(fmt.Sprint(m.countdown)), m.lang.t("countdown")+" · "+m.lang.t("cancel"))

@@ -284,3 +284,30 @@ func TestKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestRolesOnTheMap checks that the map shows the ledger's roles, and that
+// the roles are asked at most every RolesEvery, however often the screen
+// is refreshed.
+func TestRolesOnTheMap(t *testing.T) {
+	m, _ := liveModel(t)
+	calls := 0
+	m.opts.Roles = func(context.Context) (map[string]string, error) {
+		calls++
+		return map[string]string{"sh-a": "leader", "hz-a": "no quorum", "hz-b": "follower"}, nil
+	}
+	now := time.Now()
+	run(m, key("space"), tickMsg(now), tickMsg(now.Add(250*time.Millisecond)), tickMsg(now.Add(time.Second)))
+	if calls != 1 {
+		t.Errorf("roles asked %d times in a second; want once (every %s)", calls, m.opts.RolesEvery)
+	}
+	screen := ansi.Strip(m.Render())
+	for _, want := range []string{"sh-a ★leader", "hz-a no quorum"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the map lacks %q:\n%s", want, screen)
+		}
+	}
+	run(m, tickMsg(now.Add(4*time.Second)))
+	if calls != 2 {
+		t.Errorf("roles asked %d times after 4 s; want twice", calls)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/fibercut/fibercut/lab"
+
 	"github.com/fibercut/fibercut/drill"
 	"github.com/fibercut/fibercut/faults"
 )
@@ -56,4 +58,34 @@ func (c *SessionController) Outcome() *drill.Outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.outcome
+}
+
+// Roles asks every DC's node, over the management network (never cut),
+// what its ledger member is: "leader", "follower", "no quorum", or
+// "unreachable" when the node does not answer (powered off, frozen).
+func (c *SessionController) Roles(ctx context.Context) (map[string]string, error) {
+	l := c.Session.Lab()
+	roles := make(map[string]string, len(l.DCs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, d := range l.DCs {
+		wg.Go(func() {
+			role := "unreachable"
+			if h, err := lab.FetchHealth(ctx, d.MgmtIP); err == nil {
+				switch {
+				case h.Ledger != lab.LedgerOK:
+					role = "no quorum"
+				case h.Leader == d.ID:
+					role = "leader"
+				default:
+					role = "follower"
+				}
+			}
+			mu.Lock()
+			roles[d.ID] = role
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return roles, nil
 }

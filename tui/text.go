@@ -69,6 +69,7 @@ var words = map[string][2]string{ // key: {zh, en}
 	"paused":    {"冻结", "paused"},
 	"isolated":  {"孤立", "cut off"},
 	"leader":    {"主", "leader"},
+	"noquorum":  {"无多数派", "no quorum"},
 	"pass":      {"通过", "PASS"},
 	"fail":      {"未通过", "FAIL"},
 	"replay":    {"回放", "replay"},

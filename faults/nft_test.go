@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // requireRoot skips the test (fails it when FIBERCUT_REQUIRE_DOCKER=1)
 // unless it runs as root with ip and nft installed.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	fail := t.Skipf
 	if os.Getenv("FIBERCUT_REQUIRE_DOCKER") == "1" {
@@ -39,12 +40,12 @@ func requireRoot(t *testing.T) {
 // testNS is a fresh network namespace with a WAN interface (one end of a veth pair) holding
 // wanIP, removed when the test ends.
 type testNS struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	conn *nsConn
 }
 
-func newTestNS(t *testing.T, wanIP string) *testNS {
+func newTestNS(t testing.TB, wanIP string) *testNS {
 	t.Helper()
 	requireRoot(t)
 	b := make([]byte, 4)
@@ -185,5 +186,26 @@ func TestNFTElementsExpireInTheKernel(t *testing.T) {
 			t.Fatalf("the kernel did not expire f2's element within 10 s: %v", els)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// BenchmarkNFTAddFault measures the kernel side of one isolation in one
+// namespace: creating the fault's two sets and two rules and filling
+// them, in one batch (the fault's removal is not timed).
+func BenchmarkNFTAddFault(b *testing.B) {
+	n := newTestNS(b, "10.99.0.10")
+	adds := []setAdd{{setIsolated, addrs("10.99.0.10")}, {setKeep, addrs("10.99.0.11")}}
+	i := 0
+	for b.Loop() {
+		i++
+		id := "f" + strconv.Itoa(i)
+		if err := n.conn.addFault(id, adds, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := n.conn.removeFaults(id); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 }

@@ -200,7 +200,8 @@ func (r *run) heal(ctx context.Context, id, desc string) {
 	r.closeWindow(id, desc)
 }
 
-// closeWindow records that fault id ended now, and says so.
+// closeWindow records that fault id ended now, and says so; a window
+// already closed (healed by hand, then at its time) is left as it is.
 func (r *run) closeWindow(id, desc string) {
 	at := r.clock.Since()
 	var healed *verify.FaultWindow
@@ -211,6 +212,10 @@ func (r *run) closeWindow(id, desc string) {
 			w := r.windows[i]
 			healed = &w
 		}
+	}
+	if healed == nil {
+		r.mu.Unlock()
+		return
 	}
 	r.steps = append(r.steps, verify.StepRecord{At: at - r.t0, What: "healed: " + desc})
 	r.current = "recovering"

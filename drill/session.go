@@ -47,7 +47,7 @@ var ErrFinished = errors.New("drill: the session is finished")
 // Start begins a drill: everything [Run] does before the first step. The
 // load runs for Options.LoadFor, or the scenario's duration, unless
 // Finish ends it first. On error nothing is left running.
-func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) (s *Session, err error) {
+func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options) (_ *Session, err error) {
 	if opts.TimeScale != 0 && opts.TimeScale != 1 {
 		sc = sc.Scale(opts.TimeScale)
 	}
@@ -58,10 +58,10 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 		}
 	}
 	r := &run{sc: sc, opts: opts, cli: cli, feed: newFeed(opts.Events)}
-	s = &Session{r: r, started: time.Now()}
+	s := &Session{r: r, started: time.Now()}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.close() // s, not the result: that is nil on error
 		}
 	}()
 	store := opts.Store
@@ -156,7 +156,11 @@ func (s *Session) startLoad(ctx context.Context) error {
 }
 
 // Lab is the session's lab, as last inspected.
-func (s *Session) Lab() *lab.Lab { return s.r.lab }
+func (s *Session) Lab() *lab.Lab {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	return s.r.lab
+}
 
 // Dir is the report directory.
 func (s *Session) Dir() string { return s.dir }
@@ -240,7 +244,9 @@ func (s *Session) finish(ctx context.Context, stop bool) (*Outcome, error) {
 	r.setCurrent(PhaseConverge)
 	r.event(Event{Kind: EventPhase, Phase: PhaseConverge, Message: "healed; waiting for the ledger members to converge"})
 	if l2, err := lab.Inspect(hctx, r.cli, r.lab.Name); err == nil {
+		r.mu.Lock()
 		r.lab = l2
+		r.mu.Unlock()
 		if err := l2.WaitHealthy(hctx, 60*time.Second); err != nil {
 			return nil, fmt.Errorf("drill: lab not healthy after healing: %w", err)
 		}

@@ -36,15 +36,15 @@ func (delayKind) validate(s Spec, t *topology.Topology) error {
 	if s.Delay <= 0 || s.Jitter < 0 {
 		return fmt.Errorf("%w: delay %s jitter %s; the delay must be positive and the jitter not negative", ErrBadSpec, s.Delay, s.Jitter)
 	}
+	if s.A != "" {
+		return fmt.Errorf("%w: delay on a single link is not supported yet; delay a whole DC or city (dc ID, city NAME)", ErrBadSpec)
+	}
 	return nil
 }
 
 func (delayKind) plan(s Spec, l *lab.Lab) (changes, error) {
 	if err := netemAvailable(); err != nil {
 		return changes{}, err
-	}
-	if s.A != "" {
-		return changes{}, fmt.Errorf("%w: delay on a single link is not supported yet; delay a whole DC or city (dc ID, city NAME)", ErrBadSpec)
 	}
 	return changes{qdisc: &qdiscSpec{Delay: s.Delay, Jitter: s.Jitter}, qdiscDCs: s.Targets(l.Topology)}, nil
 }

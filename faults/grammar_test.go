@@ -58,7 +58,15 @@ func TestParseSpec(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(back, got) {
 				t.Errorf("ParseSpec(%q) = %+v, %v; want it back", got.String(), back, err)
 			}
-			if err := got.Validate(tp); err != nil {
+			err = got.Validate(tp)
+			if got.Kind == KindDelay && got.A != "" {
+				// The grammar has it; the mechanism does not yet.
+				if err == nil || !strings.Contains(err.Error(), "not supported yet") {
+					t.Errorf("Validate of a delay on a link = %v; want not supported yet", err)
+				}
+				return
+			}
+			if err != nil {
 				t.Errorf("Validate: %v", err)
 			}
 		})

@@ -155,6 +155,9 @@ func checkApplicable(l *lab.Lab, ch changes, recs []Record) error {
 			what         string
 		}{
 			{ch.qdiscDCs, r.Qdisc, "bandwidth or delay"},
+			// A DC powered on comes back without its qdisc: a power-off
+			// would end another fault's bandwidth or delay early.
+			{ch.kill, r.Qdisc, "bandwidth or delay"},
 			{ch.kill, append(slices.Clone(r.Killed), r.Paused...), "power or pause"},
 			{ch.pause, append(slices.Clone(r.Killed), r.Paused...), "power or pause"},
 		} {
@@ -232,8 +235,12 @@ func (in *Injector) apply(ctx context.Context, l *lab.Lab, spec Spec, ch changes
 	}
 	if err := in.store.modify(func(st *State) error { return replace(st, rec) }); err != nil {
 		// In force but not confirmed: the intent holds what changed, so
-		// heal rather than leave it half-known.
-		return nil, errors.Join(err, in.revert(context.WithoutCancel(ctx), rec, nil), forget(nil))
+		// heal rather than leave it half-known; keep the intent if the
+		// heal fails, so that what stays in force is still known.
+		if rerr := in.revert(context.WithoutCancel(ctx), rec, nil); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		return nil, forget(err)
 	}
 	return &rec, nil
 }
@@ -347,8 +354,15 @@ func (in *Injector) Heal(ctx context.Context, id string) error {
 	return in.heal(ctx, id, "")
 }
 
-// heal heals fault id; with incarnation set, only if the record was made
-// on that incarnation of the lab and the lab is still it.
+// errNotYet is what heal answers a watchdog that woke before its fault's
+// time (the record's end is confirmed after the change, and may be later
+// than the one it was armed with).
+var errNotYet = errors.New("faults: the fault's time is not up yet")
+
+// heal heals fault id; with incarnation set (a watchdog), only if the
+// record was made on that incarnation of the lab, the lab is still it, and
+// the fault's time is up. A fault the kernel has already ended is healed
+// too: its empty sets and rules are removed.
 func (in *Injector) heal(ctx context.Context, id, incarnation string) error {
 	ctx = context.WithoutCancel(ctx)
 	return in.store.locked(func() error {
@@ -357,25 +371,30 @@ func (in *Injector) heal(ctx context.Context, id, incarnation string) error {
 			return err
 		}
 		now := time.Now()
-		recs := live(st.Records, now)
-		if incarnation == "" {
-			recs = in.current(recs)
+		inc := incarnation
+		if inc == "" {
+			inc = in.Lab().WAN.ID
 		}
-		i := slices.IndexFunc(recs, func(r Record) bool { return r.ID == id })
-		if i < 0 {
+		// The record of this incarnation of the lab, even if the kernel
+		// has ended the fault already.
+		j := slices.IndexFunc(st.Records, func(r Record) bool { return r.ID == id && (r.Lab == "" || r.Lab == inc) })
+		if j < 0 {
+			recs := in.current(live(st.Records, now))
 			ids := make([]string, len(recs))
-			for j, r := range recs {
-				ids[j] = r.ID
+			for k, r := range recs {
+				ids[k] = r.ID
 			}
 			if len(ids) == 0 {
 				return fmt.Errorf("faults: %w %q: no fault is in force", ErrNoFault, id)
 			}
 			return fmt.Errorf("faults: %w %q; in force: %s", ErrNoFault, id, strings.Join(ids, ", "))
 		}
-		if incarnation != "" && recs[i].Lab != incarnation {
-			return fmt.Errorf("faults: %w %q of this incarnation of lab %s", ErrNoFault, id, in.name)
+		rec := st.Records[j]
+		if incarnation != "" && !rec.Over(now) {
+			return errNotYet
 		}
-		if err := in.revert(ctx, recs[i], slices.Delete(slices.Clone(recs), i, i+1)); err != nil {
+		others := slices.DeleteFunc(live(st.Records, now), func(r Record) bool { return r.ID == id })
+		if err := in.revert(ctx, rec, others); err != nil {
 			return err
 		}
 		return in.store.modify(func(st *State) error {
@@ -502,7 +521,7 @@ func (in *Injector) HealAll(ctx context.Context) (HealReport, error) {
 	ctx = context.WithoutCancel(ctx)
 	var rep HealReport
 	err := in.store.locked(func() error {
-		l, err := in.sweep(ctx, &rep, func(string) bool { return false }, func(string, string) bool { return false })
+		l, err := in.sweep(ctx, &rep, func(string) bool { return false }, func(string, string) bool { return false }, nil)
 		if err != nil {
 			return err
 		}
@@ -564,7 +583,7 @@ func (in *Injector) HealLeftovers(ctx context.Context) (HealReport, error) {
 			}
 			return owns(dc, func(r Record) []string { return r.Qdisc })
 		}
-		if _, err := in.sweep(ctx, &rep, keepFault, keepDC); err != nil {
+		if _, err := in.sweep(ctx, &rep, keepFault, keepDC, kept); err != nil {
 			errs = append(errs, err)
 		}
 		healed := map[string]bool{}
@@ -583,8 +602,10 @@ func (in *Injector) HealLeftovers(ctx context.Context) (HealReport, error) {
 // sweep undoes every change of fibercut's in the lab but those kept:
 // keepFault(id) keeps a fault's nftables rules, keepDC(dc, what) a DC
 // that is "paused" or "exited", or ("qdisc") its qdisc. With nothing kept,
-// the fibercut table is deleted whole. The caller holds the lock.
-func (in *Injector) sweep(ctx context.Context, rep *HealReport, keepFault func(string) bool, keepDC func(dc, what string) bool) (*lab.Lab, error) {
+// the fibercut table is deleted whole. A DC it starts comes back with an
+// empty namespace: the nftables changes of the kept records are put back
+// there. The caller holds the lock.
+func (in *Injector) sweep(ctx context.Context, rep *HealReport, keepFault func(string) bool, keepDC func(dc, what string) bool, kept []Record) (*lab.Lab, error) {
 	l, err := in.refresh(ctx)
 	if err != nil {
 		return nil, err
@@ -614,6 +635,9 @@ func (in *Injector) sweep(ctx context.Context, rep *HealReport, keepFault func(s
 	if len(started) > 0 {
 		if l, err = in.refresh(ctx); err != nil {
 			return nil, errors.Join(append(errs, err)...)
+		}
+		if err := in.reassert(l, started, kept); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, d := range l.DCs {

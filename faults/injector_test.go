@@ -242,3 +242,60 @@ func TestApplyRefusesAnUnresolvedLeader(t *testing.T) {
 	}
 	expectInForce(t, b)
 }
+
+// TestPowerOffRefusedWhereAQdiscIs: a DC powered on comes back without its
+// qdisc, so a power-off would end a bandwidth fault early; it is refused.
+func TestPowerOffRefusedWhereAQdiscIs(t *testing.T) {
+	in, b := fakeInjector(t)
+	bw := mustApply(t, in, "bandwidth 10mbit dc hz-a", time.Hour)
+	spec, _ := ParseSpec("power-off dc hz-a")
+	if _, err := in.Apply(context.Background(), spec); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), bw.ID) {
+		t.Errorf("power-off of hz-a under %s = %v, want ErrConflict naming it", bw.ID, err)
+	}
+	expectInForce(t, b, "hz-a qdisc")
+}
+
+// TestWatchdogWaitsForTheConfirmedEnd: a watchdog armed with the intent's
+// end may wake before the end confirmed after a slow change; healing then
+// must wait, not end the fault early.
+func TestWatchdogWaitsForTheConfirmedEnd(t *testing.T) {
+	in, b := fakeInjector(t)
+	in.arm = func(context.Context, Record) (*Process, error) { p := Self(); return &p, nil } // no watchdog of its own
+	rec := mustApply(t, in, "pause dc sz-a", time.Hour)
+	if err := in.heal(context.Background(), rec.ID, rec.Lab); !errors.Is(err, errNotYet) {
+		t.Fatalf("a watchdog's heal before the fault's end = %v, want errNotYet", err)
+	}
+	expectInForce(t, b, "sz-a paused")
+	if err := in.Heal(context.Background(), rec.ID); err != nil {
+		t.Fatalf("a heal by hand before the end: %v", err)
+	}
+	expectInForce(t, b)
+}
+
+// TestHealRemovesWhatTheKernelLeft: after the kernel has ended a fault,
+// healing it still removes its (empty) sets and rules.
+func TestHealRemovesWhatTheKernelLeft(t *testing.T) {
+	in, b := fakeInjector(t)
+	rec := mustApply(t, in, "cut hz-a sh-a", 5*time.Millisecond)
+	eventually(t, "the fault's time is up", func() bool { return rec.Over(time.Now()) })
+	if err := in.Heal(context.Background(), rec.ID); err != nil {
+		t.Fatalf("heal of a fault the kernel ended: %v", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for dc, ns := range b.ns {
+		if _, ok := ns.faults[rec.ID]; ok {
+			t.Errorf("%s still has the sets and rules of %s", dc, rec.ID)
+		}
+	}
+}
+
+func TestSubMillisecondDurationsAreRefused(t *testing.T) {
+	in, b := fakeInjector(t)
+	spec, _ := ParseSpec("cut hz-a sh-a")
+	spec.For = 500 * time.Microsecond
+	if _, err := in.Apply(context.Background(), spec); !errors.Is(err, ErrBadSpec) || !strings.Contains(err.Error(), "1ms") {
+		t.Errorf("a 500µs cut = %v, want ErrBadSpec naming 1ms", err)
+	}
+	expectInForce(t, b)
+}

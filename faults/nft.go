@@ -105,6 +105,11 @@ func (c *nsConn) addFault(id string, adds []setAdd, timeout time.Duration) error
 			return err
 		}
 	}
+	if timeout > 0 {
+		// Whole milliseconds, rounded up: the kernel's unit, where 0
+		// would mean never.
+		timeout = (timeout + time.Millisecond - 1).Truncate(time.Millisecond)
+	}
 	for _, a := range adds {
 		t := timeout
 		if t > 0 && a.Set == setKeep {

@@ -69,8 +69,8 @@ func (partitionKind) validate(s Spec, t *topology.Topology) error {
 		return fmt.Errorf("%w: a partition takes groups of DCs, not a link, DC or city", ErrBadSpec)
 	}
 	if s.Ring {
-		if len(s.Groups) > 0 {
-			return fmt.Errorf("%w: a ring partition takes no groups", ErrBadSpec)
+		if len(s.Groups) > 0 || s.OneWay {
+			return fmt.Errorf("%w: a ring partition takes no groups and is not one-way", ErrBadSpec)
 		}
 		if len(t.Datacenters) < 5 {
 			return fmt.Errorf("%w: a majorities ring needs at least 5 DCs; topology %s has %d", ErrBadSpec, t.Name, len(t.Datacenters))

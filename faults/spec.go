@@ -102,6 +102,11 @@ func (s Spec) Validate(t *topology.Topology) error {
 	if s.For < 0 {
 		return fmt.Errorf("%w: negative duration %s; use a positive duration, or 0 for until healed", ErrBadSpec, s.For)
 	}
+	if s.For > 0 && s.For < time.Millisecond {
+		// The kernel keeps element timeouts in whole milliseconds, and 0
+		// would mean forever.
+		return fmt.Errorf("%w: duration %s is under 1ms; use at least 1ms, or 0 for until healed", ErrBadSpec, s.For)
+	}
 	k, ok := lookupKind(s.Kind)
 	if !ok {
 		return fmt.Errorf("%w: unknown kind %q; valid kinds: %s", ErrBadSpec, s.Kind, kindList())

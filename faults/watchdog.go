@@ -95,7 +95,7 @@ func (in *Injector) spawnWatchdog(ctx context.Context, rec Record) (*Process, er
 		cmd.Wait()
 		return nil, err
 	}
-	cmd.Process.Release()
+	go cmd.Wait() // reap it when it ends: a long-lived caller collects no zombies
 	p := Process{PID: pid}
 	p.Start, _ = procStart(pid)
 	return &p, nil
@@ -157,6 +157,7 @@ func watch(ctx context.Context, store *Store, id, incarnation string, connect fu
 			continue
 		}
 		var last error
+		notYet := false
 		for range 30 {
 			in, done, err := connect()
 			if errors.Is(err, lab.ErrNoLab) {
@@ -168,6 +169,10 @@ func watch(ctx context.Context, store *Store, id, incarnation string, connect fu
 				if err == nil || errors.Is(err, ErrNoFault) {
 					return nil
 				}
+				if errors.Is(err, errNotYet) {
+					notYet = true
+					break // the confirmed end is later: wait for it
+				}
 			}
 			last = err
 			select {
@@ -175,6 +180,9 @@ func watch(ctx context.Context, store *Store, id, incarnation string, connect fu
 				return ctx.Err()
 			case <-time.After(time.Second):
 			}
+		}
+		if notYet {
+			continue
 		}
 		return last
 	}

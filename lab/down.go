@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -70,7 +72,7 @@ func Down(ctx context.Context, cli client.APIClient, name string, opts DownOptio
 		return out, fmt.Errorf("lab: list networks of lab %q: %w", name, err)
 	}
 	for _, n := range ns {
-		if err := cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+		if err := removeNetwork(ctx, cli, n.ID); err != nil {
 			return out, fmt.Errorf("lab: remove network %s: %w", n.Name, err)
 		}
 		out.Networks = append(out.Networks, n.Name)
@@ -92,6 +94,26 @@ func Down(ctx context.Context, cli client.APIClient, name string, opts DownOptio
 	slices.Sort(out.Networks)
 	slices.Sort(out.Volumes)
 	return out, nil
+}
+
+// removeNetwork removes a network, waiting (at most 10 s) while Docker still
+// counts the endpoints of containers just removed: Docker 20.10 answers
+// "has active endpoints" for a moment after a forced container removal.
+func removeNetwork(ctx context.Context, cli client.APIClient, id string) error {
+	for attempt := 0; ; attempt++ {
+		err := cli.NetworkRemove(ctx, id)
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "active endpoints") || attempt >= 50 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func firstName(names []string, id string) string {

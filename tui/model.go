@@ -92,6 +92,12 @@ type Model struct {
 	roles     map[string]string
 	polled    time.Time // when Roles was last asked
 	quitting  bool
+	// The analysis of the operations is redone at most every second (or
+	// when a fault starts or ends): it grows with the history.
+	calcAt     time.Time
+	calcFaults string
+	calcWatch  Stopwatch
+	calcRate   []verify.Bucket
 }
 
 type (
@@ -208,6 +214,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if msg.n == 0 {
 			m.countdown = 0
+			if m.busy != "" || m.quitting {
+				m.note = "cut: not now, " + m.busy + " is under way"
+				return m, nil
+			}
 			return m, m.act("cut", m.opts.Controller.Cut)
 		}
 		m.countdown = msg.n
@@ -267,7 +277,8 @@ func (m *Model) key(k string) (tea.Model, tea.Cmd) {
 			m.countdown = 0
 		}
 	}
-	if m.opts.Controller == nil || m.quitting || m.busy != "" {
+	// One action at a time; during the countdown only esc (or q) counts.
+	if m.opts.Controller == nil || m.quitting || m.busy != "" || m.countdown > 0 {
 		return m, nil
 	}
 	switch k {
@@ -419,9 +430,8 @@ func (m *Model) dashboard() string {
 	sn := m.opts.Scoreboard.Snapshot()
 	t := m.opts.Topology
 	full, reduced := m.w >= 150 && m.h >= 40, m.w >= 100 && m.h >= 30
-	sw := sn.Stopwatch()
 	const bucket = 500 * time.Millisecond
-	rate := sn.Rate(bucket)
+	sw, rate := m.analysis(sn, bucket)
 	links, dcs := applied(t, sn.Faults)
 
 	leftW := m.w * 3 / 5
@@ -471,6 +481,21 @@ func (m *Model) dashboard() string {
 	chart := panel(m.st, fmt.Sprintf("%s  %s", m.lang.t("rate"), m.st.dim.Render(m.rateNow(rate, bucket, baseline))), m.w,
 		chartLines(m.st, rate, bucket, sn.Faults, m.w-4, chartH, baseline)...)
 	return strings.Join([]string{m.header(), fit(banner, m.w), top, chart, bottom, m.footer()}, "\n")
+}
+
+// analysis returns the stopwatch and the rate timeline of the snapshot,
+// recomputed at most every second unless a fault started or ended since.
+func (m *Model) analysis(sn Snapshot, bucket time.Duration) (Stopwatch, []verify.Bucket) {
+	key := fmt.Sprint(len(sn.Ops) > 0, sn.Faults)
+	if time.Since(m.calcAt) >= time.Second || key != m.calcFaults || m.calcRate == nil {
+		m.calcAt, m.calcFaults = time.Now(), key
+		m.calcWatch, m.calcRate = sn.Stopwatch(), sn.Rate(bucket)
+	}
+	w := m.calcWatch
+	if w.Started && !w.Stopped && len(sn.Faults) > 0 {
+		w.Elapsed = max(sn.Now-sn.Faults[0].Start, 0) // a running watch moves on every frame
+	}
+	return w, m.calcRate
 }
 
 // preFaultRate is the committed rate per second over the 5 s before the

@@ -327,12 +327,16 @@ func runDrillTUI(ctx context.Context, cli client.APIClient, sc *drill.Scenario, 
 		err error
 	}
 	done := make(chan result, 1)
+	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Lang: tui.EN, Title: sc.Name, Dashboard: true, ReportDir: opts.Out})
+	p := tea.NewProgram(m, tea.WithContext(ctx))
 	go func() {
 		out, err := drill.Run(ctx, cli, sc, opts)
 		done <- result{out, err}
+		if out == nil {
+			p.Quit() // no verdict to show: leave the screen and say why
+		}
 	}()
-	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Lang: tui.EN, Title: sc.Name, Dashboard: true, ReportDir: opts.Out})
-	if _, err := tea.NewProgram(m, tea.WithContext(ctx)).Run(); err != nil && ctx.Err() == nil {
+	if _, err := p.Run(); err != nil && ctx.Err() == nil {
 		cancel()
 		<-done
 		return nil, err

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,9 +72,14 @@ func Down(ctx context.Context, cli client.APIClient, name string, opts DownOptio
 	if err != nil {
 		return out, fmt.Errorf("lab: list networks of lab %q: %w", name, err)
 	}
+	var stuck []error // networks Docker will not let go of; the rest goes on
 	for _, n := range ns {
 		if err := removeNetwork(ctx, cli, n.ID); err != nil {
-			return out, fmt.Errorf("lab: remove network %s: %w", n.Name, err)
+			if !errors.Is(err, ErrNetworkStuck) {
+				return out, fmt.Errorf("lab: remove network %s: %w", n.Name, err)
+			}
+			stuck = append(stuck, fmt.Errorf("lab: remove network %s: %w", n.Name, err))
+			continue
 		}
 		out.Networks = append(out.Networks, n.Name)
 	}
@@ -93,8 +99,15 @@ func Down(ctx context.Context, cli client.APIClient, name string, opts DownOptio
 	slices.Sort(out.Containers)
 	slices.Sort(out.Networks)
 	slices.Sort(out.Volumes)
-	return out, nil
+	return out, errors.Join(stuck...)
 }
+
+// ErrNetworkStuck is wrapped by the error of [Down] when Docker refuses to
+// remove a lab's network for endpoints it no longer shows: a stale
+// endpoint in Docker's own store (seen with Docker 20.10), which only
+// restarting dockerd clears. Everything else of the lab is removed, and
+// the network's subnet is merely skipped by later labs.
+var ErrNetworkStuck = errors.New("docker keeps a stale endpoint on the network, though no container is attached; restart dockerd to remove it")
 
 // removeNetwork removes a network, waiting (at most 10 s) while Docker still
 // counts the endpoints of containers just removed: Docker 20.10 answers
@@ -105,7 +118,13 @@ func removeNetwork(ctx context.Context, cli client.APIClient, id string) error {
 		if err == nil || cerrdefs.IsNotFound(err) {
 			return nil
 		}
-		if !strings.Contains(err.Error(), "active endpoints") || attempt >= 50 {
+		if !strings.Contains(err.Error(), "active endpoints") {
+			return err
+		}
+		if attempt >= 50 {
+			if n, ierr := cli.NetworkInspect(ctx, id, network.InspectOptions{}); ierr == nil && len(n.Containers) == 0 {
+				return fmt.Errorf("%w (%v)", ErrNetworkStuck, err)
+			}
 			return err
 		}
 		select {

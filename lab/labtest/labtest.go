@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,7 +121,13 @@ func Cleanup(t testing.TB, cli client.APIClient, name string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if _, err := lab.Down(ctx, cli, name, lab.DownOptions{}); err != nil {
+		_, err := lab.Down(ctx, cli, name, lab.DownOptions{})
+		switch {
+		case errors.Is(err, lab.ErrNetworkStuck):
+			// Docker's own store kept a stale endpoint: everything of
+			// the lab is gone but a network fibercut cannot remove.
+			t.Logf("remove lab %s: %v", name, err)
+		case err != nil:
 			t.Errorf("remove lab %s: %v", name, err)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/topology"
+	"github.com/fibercut/fibercut/verify"
 )
 
 // GatewayName is the name the gateway gives itself in health answers.
@@ -34,6 +35,12 @@ type GatewayConfig struct {
 	Listen string
 	// NodePort is where the DCs' nodes listen; lab.NodePort by default.
 	NodePort int
+	// Record is the address (the gateway's management address and
+	// lab.GatewayRecordPort) the audience record is served on; "" serves
+	// it nowhere. Never the public port.
+	Record string
+	// DropAudience is the test switch [EnvTestDropAudience]; 0 is off.
+	DropAudience int
 }
 
 // gateway maps each user to a home DC (the unit), forwards the user's
@@ -50,6 +57,8 @@ type gateway struct {
 
 	mu    sync.Mutex
 	users map[string]*user
+
+	aud *audience
 }
 
 // user is what the gateway knows of an account.
@@ -71,6 +80,13 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) error {
 	}
 	srv := &http.Server{Handler: g.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go g.watch(ctx)
+	if cfg.Record != "" {
+		go func() {
+			if err := g.serveRecord(ctx, cfg.Record); err != nil {
+				slog.Error("gateway: the audience record is not served", "err", err)
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	slog.Info("gateway serving", "lab", cfg.Lab, "addr", ln.Addr().String())
@@ -91,7 +107,7 @@ func newGateway(cfg GatewayConfig) *gateway {
 	if cfg.NodePort == 0 {
 		cfg.NodePort = lab.NodePort
 	}
-	g := &gateway{cfg: cfg, dcs: cfg.Peers, users: map[string]*user{}, client: &http.Client{Transport: &http.Transport{
+	g := &gateway{cfg: cfg, dcs: cfg.Peers, users: map[string]*user{}, aud: newAudience(cfg.DropAudience), client: &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
 		MaxIdleConnsPerHost: 512,
@@ -126,9 +142,9 @@ func (g *gateway) routes() http.Handler {
 		writeJSON(w, http.StatusOK, h)
 	})
 	mux.HandleFunc("GET /api/status", g.status)
-	mux.HandleFunc("POST /api/accounts", g.open)
+	mux.HandleFunc("POST /api/accounts", g.recorded(verify.KindOpen, g.open))
 	mux.HandleFunc("GET /api/accounts/{id}", g.forward)
-	mux.HandleFunc("POST /api/accounts/{id}/transfers", g.forward)
+	mux.HandleFunc("POST /api/accounts/{id}/transfers", g.recorded(verify.KindTransfer, g.forward))
 	mux.Handle("/", WebHandler())
 	return mux
 }

@@ -575,6 +575,7 @@ func (r *loadRun) exchange(method, path, token string, in, out any) (int, ErrorR
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	req.Header.Set(HeaderClient, ClientLoad) // the gateway's audience record leaves it out
 	if r.cfg.NoBatch {
 		req.Header.Set(headerBatch, "off")
 	}

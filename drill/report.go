@@ -2,6 +2,7 @@ package drill
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fibercut/fibercut/topology"
@@ -10,7 +11,9 @@ import (
 
 // report verifies the history against the final state, measures the
 // recovery and judges the expectations.
-func (r *run) report(h verify.Header, ops []verify.Op, st verify.FinalState, topo *topology.Topology, started time.Time) verify.Report {
+// report judges the drill: the money check on the load's ops and the
+// hall's together, recovery and load from the load's alone.
+func (r *run) report(h verify.Header, ops, audience []verify.Op, st verify.FinalState, topo *topology.Topology, started time.Time) verify.Report {
 	r.mu.Lock()
 	windows := append([]verify.FaultWindow(nil), r.windows...)
 	steps := append([]verify.StepRecord(nil), r.steps...)
@@ -20,7 +23,7 @@ func (r *run) report(h verify.Header, ops []verify.Op, st verify.FinalState, top
 	rep := verify.Report{
 		Scenario: r.sc.Name, Description: r.sc.Description, Topology: topo.Name, Lab: r.lab.Name,
 		Started: started, Duration: time.Since(started), Faults: windows, Steps: steps, StepsFrom: t0,
-		Check:    verify.CheckHistory(h, ops, st),
+		Check:    verify.CheckHistory(h, slices.Concat(ops, audience), st),
 		RTO:      verify.AnalyzeRTO(ops, windows, verify.RTOOptions{}),
 		Timeline: verify.Timeline(ops, 100*time.Millisecond),
 		Load:     summarize(h, ops),

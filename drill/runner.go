@@ -44,6 +44,9 @@ type Options struct {
 	// NodeEnv adds environment variables to the DC nodes (tests that break
 	// the ledger on purpose).
 	NodeEnv []string
+	// GatewayEnv adds environment variables to the gateway (tests that
+	// drop an audience transfer).
+	GatewayEnv []string
 	// Store keeps the fault records; nil means the lab's default store.
 	Store *faults.Store
 	// HealFirst heals every fault in force before the drill, also those a

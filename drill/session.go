@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,6 +37,7 @@ type Session struct {
 	started  time.Time
 	loadDone chan error
 	bg       sync.WaitGroup
+	aud      demoapp.AudienceClient
 
 	mu       sync.Mutex // serialises Apply, HealAll and Finish
 	finished bool
@@ -81,7 +83,7 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 		}
 		hold = held
 	}
-	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv, Leave: hold})
+	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv, GatewayEnv: opts.GatewayEnv, Leave: hold})
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +103,14 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 	}
 	if err := resetLedger(ctx, s.ledger); err != nil {
 		return nil, err
+	}
+	// The hall's record starts with the ledger: what it held belonged to
+	// accounts that are gone.
+	if s.aud, err = audienceOf(l); err != nil {
+		return nil, err
+	}
+	if err := s.aud.Reset(ctx); err != nil {
+		return nil, fmt.Errorf("drill: clear the gateway's audience record: %w", err)
 	}
 	s.dir = opts.Out
 	if s.dir == "" {
@@ -255,7 +265,14 @@ func (s *Session) finish(ctx context.Context, stop bool) (*Outcome, error) {
 		return nil, err
 	}
 	r.setCurrent(PhaseVerifying)
-	r.event(Event{Kind: EventPhase, Phase: PhaseVerifying, Message: "reading the final state and verifying"})
+	r.event(Event{Kind: EventPhase, Phase: PhaseVerifying, Message: "closing the hall's transfers, reading the final state and verifying"})
+	// The hall's transfers close before the state is read, so that every
+	// one the record holds has had its answer.
+	audPath := filepath.Join(s.dir, "audience.jsonl")
+	audOps, err := s.freezeAudience(hctx, audPath)
+	if err != nil {
+		return nil, err
+	}
 	st, err := verify.ReadFinalState(hctx, s.ledger, members(r.lab), demoapp.InitialBalanceFen)
 	if err != nil {
 		return nil, fmt.Errorf("drill: read the final state: %w", err)
@@ -273,18 +290,60 @@ func (s *Session) finish(ctx context.Context, stop bool) (*Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("drill: read back the history: %w", err)
 	}
-	rep := r.report(header, ops, st, r.topo, s.started)
+	rep := r.report(header, ops, audOps, st, r.topo, s.started)
 	files, err := verify.WriteReport(s.dir, rep)
 	if err != nil {
 		return nil, err
 	}
-	files = append(files, s.histPath, statePath)
+	files = append(files, s.histPath, audPath, statePath)
 	verdict := "FAIL"
 	if rep.Passed {
 		verdict = "PASS"
 	}
 	r.event(Event{Kind: EventVerdict, Report: &rep, Message: verdict + ": report in " + s.dir})
 	return &Outcome{Report: rep, Dir: s.dir, Files: files}, runErr
+}
+
+// audienceOf is the client of a lab's audience record.
+func audienceOf(l *lab.Lab) (demoapp.AudienceClient, error) {
+	if l.Gateway == nil || !l.Gateway.MgmtIP.IsValid() {
+		return demoapp.AudienceClient{}, fmt.Errorf("drill: lab %q has no gateway on its management network; run `fibercut lab up --name %s` to recreate it", l.Name, l.Name)
+	}
+	return demoapp.AudienceClient{Addr: l.Gateway.RecordAddr(), Client: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// freezeAudience closes the hall's transfers, waits for those in flight,
+// writes the gateway's record to path and returns its ops on the
+// history's clock.
+func (s *Session) freezeAudience(ctx context.Context, path string) ([]verify.Op, error) {
+	h, ops, err := s.aud.Freeze(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("drill: close the hall's transfers: %w", err)
+	}
+	// The record counts from its own base instant; the history from its.
+	shift := h.Base.Sub(s.hw.Header().Base)
+	for i := range ops {
+		ops[i].Invoke += shift
+		ops[i].Complete += shift
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
+	}
+	defer f.Close()
+	w, err := verify.NewWriter(f, verify.Header{Base: s.hw.Header().Base, Lab: h.Lab, Target: "audience (recorded by the gateway)"})
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if err := w.Append(op); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("drill: write %s: %w", path, err)
+	}
+	return ops, nil
 }
 
 // close releases what the session holds; the event feed is drained last.

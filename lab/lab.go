@@ -58,6 +58,9 @@ type Gateway struct {
 	ContainerID string     `json:"container_id"`
 	WANIP       netip.Addr `json:"wan_ip"`
 	State       string     `json:"state"`
+	// MgmtIP is its address on the management network, where it serves
+	// the audience record; invalid for a lab made before it had one.
+	MgmtIP netip.Addr `json:"mgmt_ip,omitzero"`
 	// HostPort is where the gateway is published on the host, 0 if not.
 	HostPort int    `json:"host_port,omitempty"`
 	Health   string `json:"health,omitempty"`
@@ -66,6 +69,12 @@ type Gateway struct {
 // URL is the gateway's address on the WAN, reachable from the host.
 func (g *Gateway) URL() string {
 	return "http://" + netip.AddrPortFrom(g.WANIP, GatewayPort).String()
+}
+
+// RecordAddr is where the gateway serves its audience record, on the
+// management network: faults never touch it.
+func (g *Gateway) RecordAddr() string {
+	return netip.AddrPortFrom(g.MgmtIP, GatewayRecordPort).String()
 }
 
 // DC is one datacenter of a lab: its container and addresses.
@@ -122,8 +131,9 @@ type UpOptions struct {
 	// GatewayPort is the host port the gateway (the audience page and the
 	// API) is published on; 0 lets Docker pick a free one.
 	GatewayPort int
-	// NodeEnv adds "NAME=value" variables to every DC's node (tests).
-	NodeEnv []string
+	// NodeEnv adds "NAME=value" variables to every DC's node, GatewayEnv
+	// to the gateway (tests).
+	NodeEnv, GatewayEnv []string
 	// Leave lists DCs that a fault in force holds paused or powered off:
 	// Up leaves their containers as they are and does not wait for them.
 	Leave []string
@@ -176,7 +186,7 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 
 	t0 = time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv) {
+	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv, opts.GatewayEnv) {
 		leave := slices.Contains(opts.Leave, spec.labels[LabelDC]) && spec.labels[LabelRole] == RoleDC
 		g.Go(func() error { return ensureContainer(gctx, cli, spec, leave) })
 	}
@@ -229,7 +239,7 @@ func labIdentity(name string, topo *topology.Topology) (string, *topology.Topolo
 
 // specs returns the containers of a lab: one per DC, and the gateway. procs
 // is each one's GOMAXPROCS, 0 to let Go choose.
-func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort, procs int, nodeEnv []string) []containerSpec {
+func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort, procs int, nodeEnv, gatewayEnv []string) []containerSpec {
 	var peers []string
 	for i, dc := range topo.Datacenters {
 		peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
@@ -253,9 +263,11 @@ func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan
 	out = append(out, containerSpec{
 		name:   containerName(name, RoleGateway),
 		labels: map[string]string{LabelLab: name, LabelRole: RoleGateway},
-		env:    common,
-		cmd:    []string{"gateway"},
-		image:  img, wan: wan, wanIP: wan.hostAddr(gatewayHost), wanAlias: RoleGateway + ".wan",
+		env: slices.Concat(common, []string{EnvGatewayRecord + "=" + netip.AddrPortFrom(mgmt.hostAddr(gatewayHost), GatewayRecordPort).String()},
+			gatewayEnv),
+		cmd:   []string{"gateway"},
+		image: img, wan: wan, wanIP: wan.hostAddr(gatewayHost), wanAlias: RoleGateway + ".wan",
+		mgmt: &mgmt, mgmtIP: mgmt.hostAddr(gatewayHost), mgmtAlias: RoleGateway + ".mgmt",
 		publish: GatewayPort, hostPort: gatewayPort,
 	})
 	return out
@@ -289,8 +301,8 @@ func checkTopology(ctx context.Context, cli client.APIClient, name string, topo 
 }
 
 // containerSpec is everything needed to create one of a lab's containers:
-// a DC (on both networks, with a data volume) or the gateway (on the WAN
-// only, with its port published on the host).
+// a DC (on both networks, with a data volume) or the gateway (on both
+// networks, its public port published on the host).
 type containerSpec struct {
 	name      string
 	labels    map[string]string
@@ -520,6 +532,9 @@ func inspectGateway(ctx context.Context, cli client.APIClient, l *Lab) error {
 	if c.NetworkSettings != nil {
 		if ep, ok := c.NetworkSettings.Networks[l.WAN.Name]; ok {
 			gw.WANIP, _ = netip.ParseAddr(ep.IPAddress)
+		}
+		if ep, ok := c.NetworkSettings.Networks[l.Mgmt.Name]; ok {
+			gw.MgmtIP, _ = netip.ParseAddr(ep.IPAddress)
 		}
 		for _, b := range c.NetworkSettings.Ports[nat.Port(strconv.Itoa(GatewayPort)+"/tcp")] {
 			if p, err := strconv.Atoi(b.HostPort); err == nil {

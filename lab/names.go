@@ -41,9 +41,15 @@ const (
 	EnvTopology = "FIBERCUT_TOPOLOGY" // topology YAML
 	EnvDataDir  = "FIBERCUT_DATA"
 	EnvPeers    = "FIBERCUT_PEERS" // "hz-a=10.200.0.10,hz-b=10.200.0.11,...": every DC's WAN address
+	// EnvGatewayRecord is where the gateway serves its audience record:
+	// its management address and GatewayRecordPort.
+	EnvGatewayRecord = "FIBERCUT_GATEWAY_RECORD"
 
 	NodePort    = 7100
 	GatewayPort = 8080
+	// GatewayRecordPort serves the gateway's audience record on its
+	// management address only: never published, not on the WAN.
+	GatewayRecordPort = 8081
 	HealthPath  = "/healthz"
 	DataDir     = "/data"
 )

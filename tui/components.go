@@ -286,6 +286,12 @@ func verdictLines(st styles, lang Lang, rep *verify.Report, dir string) []string
 	m := rep.Check
 	out = append(out, fmt.Sprintf("%s %d · %s %d · %s %d/%d", lang.t("lost"), m.Lost, lang.t("unknown"), m.UnknownApplied+m.UnknownNotFound,
 		lang.t("checks"), passed, len(rep.Check.Checks)))
+	for _, t := range rep.Check.Sources {
+		if t.Source == verify.SourceAudience {
+			out = append(out, fmt.Sprintf("%s: %s %d · %s %d · %s %d", lang.t("audience"), lang.t("joined"), t.Opened,
+				lang.t("audience.transfers"), t.Acknowledged, lang.t("lost"), t.Lost))
+		}
+	}
 	for _, c := range rep.Check.Checks {
 		if !c.OK {
 			out = append(out, st.bad.Render("✗ "+c.Name+": "+c.Detail))

@@ -44,9 +44,9 @@ type Options struct {
 	// AudienceURL is what the QR code says; AudienceNote where the
 	// address comes from (e.g. "--audience-url").
 	AudienceURL, AudienceNote string
-	// Joined, when set, counts the accounts opened from phones, by home
-	// city; it is called from a tea.Cmd.
-	Joined func(context.Context) (map[string]int, error)
+	// Audience, when set, says what the hall did (the gateway's audience
+	// record); it is called from a tea.Cmd about once a second.
+	Audience func(context.Context) (Audience, error)
 	// Roles, when set, says what each DC's ledger member is ("leader",
 	// "follower", "no quorum", "unreachable"); it is called from a
 	// tea.Cmd at most every RolesEvery, so that probing stays cheap.
@@ -88,7 +88,7 @@ type Model struct {
 	cdGen     int // a cancelled countdown's ticks are ignored
 	busy      string
 	note      string
-	joined    map[string]int
+	joined    *Audience
 	roles     map[string]string
 	polled    time.Time // when Roles was last asked
 	quitting  bool
@@ -107,7 +107,7 @@ type (
 		what string
 		err  error
 	}
-	joinedMsg map[string]int
+	joinedMsg *Audience
 	rolesMsg  map[string]string
 )
 
@@ -143,17 +143,17 @@ func (m *Model) tick() tea.Cmd {
 func (m *Model) Init() tea.Cmd { return tea.Batch(m.tick(), m.pollJoined()) }
 
 func (m *Model) pollJoined() tea.Cmd {
-	if m.opts.Joined == nil {
+	if m.opts.Audience == nil {
 		return nil
 	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		j, err := m.opts.Joined(ctx)
+		a, err := m.opts.Audience(ctx)
 		if err != nil {
 			return joinedMsg(nil)
 		}
-		return joinedMsg(j)
+		return joinedMsg(&a)
 	}
 }
 
@@ -382,11 +382,22 @@ func (m *Model) joinedLines() []string {
 	total := 0
 	var parts []string
 	for _, c := range m.opts.Topology.Cities {
-		n := m.joined[c.Name]
+		n := m.joined.Opened[c.Name]
 		total += n
 		parts = append(parts, fmt.Sprintf("%s %d", m.lang.city(m.opts.Topology, c.Name), n))
 	}
 	return []string{fmt.Sprintf("%s: %d", m.lang.t("joined"), total), strings.Join(parts, " · ")}
+}
+
+// audienceLines are the dashboard's view of the hall: accounts by home
+// city, how many another city serves now, transfers acknowledged.
+func (m *Model) audienceLines() []string {
+	l := m.joinedLines()
+	if l == nil {
+		return []string{m.st.dim.Render(m.lang.t("audience.none"))}
+	}
+	return append(l, fmt.Sprintf("%s %d · %s %d", m.lang.t("audience.switched"), m.joined.Switched,
+		m.lang.t("audience.transfers"), m.joined.Transfers))
 }
 
 func (m *Model) joinScreen() string {
@@ -441,9 +452,11 @@ func (m *Model) dashboard() string {
 	if m.countdown > 0 {
 		watch = append(bigText(fmt.Sprint(m.countdown)), m.lang.t("countdown")+" · "+m.lang.t("cancel"))
 	}
-	right := lipgloss.JoinVertical(lipgloss.Left,
-		panel(m.st, m.lang.t("rto"), rightW, watch...),
-		panel(m.st, m.lang.t("money"), rightW, m.money(sn)))
+	boxes := []string{panel(m.st, m.lang.t("rto"), rightW, watch...), panel(m.st, m.lang.t("money"), rightW, m.money(sn))}
+	if m.opts.Audience != nil && reduced {
+		boxes = append(boxes, panel(m.st, m.lang.t("audience"), rightW, m.audienceLines()...))
+	}
+	right := lipgloss.JoinVertical(lipgloss.Left, boxes...)
 	top := lipgloss.JoinHorizontal(lipgloss.Top, mapBox, right)
 
 	logLines := 3

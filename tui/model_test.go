@@ -311,3 +311,33 @@ func TestRolesOnTheMap(t *testing.T) {
 		t.Errorf("roles asked %d times after 4 s; want twice", calls)
 	}
 }
+
+// TestAudienceOnScreen checks that the join screen counts the hall's
+// accounts by home city, and the dashboard says how many another city
+// serves now; both fit every size.
+func TestAudienceOnScreen(t *testing.T) {
+	hall := Audience{Opened: map[string]int{"hangzhou": 3, "shanghai": 2, "shenzhen": 2}, Switched: 2, Transfers: 11}
+	for _, size := range [][2]int{{80, 24}, {120, 36}, {160, 45}} {
+		for _, lang := range []Lang{ZH, EN} {
+			m := replayModel(t, lang, size[0], size[1], 0.45)
+			m.opts.Audience = func(context.Context) (Audience, error) { return hall, nil }
+			run(m, runCmd(m.pollJoined())...)
+			m.screen = screenJoin
+			name := fmt.Sprintf("audience-join-%s-%dx%d", lang, size[0], size[1])
+			screen := m.Render()
+			checkFits(t, name, screen, size[0], size[1])
+			golden(t, name, screen)
+			if lang == EN && !strings.Contains(ansi.Strip(screen), "accounts opened: 7") {
+				t.Errorf("%s lacks the count of accounts opened:\n%s", name, ansi.Strip(screen))
+			}
+			m.screen = screenDashboard
+			name = fmt.Sprintf("audience-dashboard-%s-%dx%d", lang, size[0], size[1])
+			screen = m.Render()
+			checkFits(t, name, screen, size[0], size[1])
+			golden(t, name, screen)
+			if lang == EN && size[0] >= 120 && !strings.Contains(ansi.Strip(screen), "served elsewhere 2") {
+				t.Errorf("%s lacks the switched count:\n%s", name, ansi.Strip(screen))
+			}
+		}
+	}
+}

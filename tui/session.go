@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/lab"
 
 	"github.com/fibercut/fibercut/drill"
@@ -58,6 +59,29 @@ func (c *SessionController) Outcome() *drill.Outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.outcome
+}
+
+// Audience is what the hall did, from the gateway's audience record.
+type Audience struct {
+	// Opened counts the accounts opened from phones, by home city.
+	Opened map[string]int
+	// Switched counts those served now from another city than their
+	// home's; Transfers the transfers acknowledged.
+	Switched, Transfers int
+}
+
+// Audience asks the gateway, over the management network, what the hall
+// did.
+func (c *SessionController) Audience(ctx context.Context) (Audience, error) {
+	l := c.Session.Lab()
+	if l.Gateway == nil || !l.Gateway.MgmtIP.IsValid() {
+		return Audience{}, fmt.Errorf("tui: lab %s has no gateway on its management network", l.Name)
+	}
+	s, err := demoapp.AudienceClient{Addr: l.Gateway.RecordAddr()}.Summary(ctx)
+	if err != nil {
+		return Audience{}, err
+	}
+	return Audience{Opened: s.Opened, Switched: s.Switched, Transfers: s.Transfers}, nil
 }
 
 // Roles asks every DC's node, over the management network (never cut),

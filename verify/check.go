@@ -58,6 +58,9 @@ func CheckHistory(h Header, ops []Op, st FinalState) Result {
 	c.settleKeys(ops)
 	c.scanTransfers()
 	res := c.result
+	if len(c.tallies) > 0 {
+		res.Sources = c.tallies
+	}
 	res.Checks = []Check{
 		c.moneyConserved(),
 		c.noNegative(),
@@ -150,6 +153,8 @@ type checker struct {
 
 	matched int // stored transfers whose key was issued
 
+	tallies []Tally // by named source, in order of first appearance
+
 	// Findings of the passes over the state.
 	lost, storedMismatch, twice, invented, replayBad, failedPresent offenders
 }
@@ -170,6 +175,9 @@ func (c *checker) scanHistory(ops []Op) {
 				if a := c.account(op.From, true); !a.opened {
 					a.opened = true
 					c.nOpened++
+					if t := c.tally(op.Source); t != nil {
+						t.Opened++
+					}
 				}
 			}
 		case KindTransfer:
@@ -378,9 +386,14 @@ func (c *checker) settleKeys(ops []Op) {
 			}
 		}
 		isStored := r.flags&keyStored != 0
+		t := c.tally(op.Source)
+		if t == nil {
+			t = &Tally{} // the load's: counted in res only
+		}
 		switch {
 		case r.flags&keyOK != 0:
 			res.Acknowledged++
+			t.Acknowledged++
 			k := "" // the key's name, built only to report it
 			if !isStored || r.flags&(keyStoredAsOK|keyRevConflict|keyStoredRevOff) != keyStoredAsOK || r.fresh > 1 {
 				k = string(buf)
@@ -388,8 +401,9 @@ func (c *checker) settleKeys(ops []Op) {
 			switch {
 			case !isStored:
 				res.Lost++
+				t.Lost++
 				if c.lost.note(k) {
-					c.lost.describe(k, k)
+					c.lost.describe(k, k+sourceNote(op.Source))
 				}
 			case r.flags&keyStoredAsOK == 0:
 				if c.storedMismatch.note(k) {
@@ -400,25 +414,51 @@ func (c *checker) settleKeys(ops []Op) {
 			}
 			if r.fresh > 1 || r.flags&(keyRevConflict|keyStoredRevOff) != 0 {
 				if c.twice.note(k) {
-					c.twice.describe(k, k+": "+c.twiceWhy(k, int32(i)))
+					c.twice.describe(k, k+sourceNote(op.Source)+": "+c.twiceWhy(k, int32(i)))
 				}
 			}
 		case r.flags&keyUnknown != 0:
 			if isStored {
 				res.UnknownApplied++
+				t.UnknownApplied++
 			} else {
 				res.UnknownNotFound++
+				t.UnknownNotFound++
 			}
 		default: // every attempt failed
 			res.Failed++
+			t.Failed++
 			if isStored {
 				if k := string(buf); c.failedPresent.note(k) {
-					c.failedPresent.describe(k, k+": every attempt failed, yet it is stored")
+					c.failedPresent.describe(k, k+sourceNote(op.Source)+": every attempt failed, yet it is stored")
 				}
 			}
 		}
 	}
 	res.Invented = c.invented.n
+}
+
+// tally returns the counts of a named source, adding them on first use;
+// nil for the load's (source "").
+func (c *checker) tally(source string) *Tally {
+	if source == "" {
+		return nil
+	}
+	for i := range c.tallies {
+		if c.tallies[i].Source == source {
+			return &c.tallies[i]
+		}
+	}
+	c.tallies = append(c.tallies, Tally{Source: source})
+	return &c.tallies[len(c.tallies)-1]
+}
+
+// sourceNote names a named source after an offender, " (audience)".
+func sourceNote(source string) string {
+	if source == "" {
+		return ""
+	}
+	return " (" + source + ")"
 }
 
 // okParam is the payee and amount the first ok attempt of recs[i] asked for.

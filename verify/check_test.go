@@ -370,3 +370,41 @@ func BenchmarkCheck1M(b *testing.B) {
 		CheckHistory(Header{}, ops, st)
 	}
 }
+
+// The hall's operations are checked with the load's and counted apart; a
+// lost audience transfer fails the check and is named as the audience's.
+func TestCheckSources(t *testing.T) {
+	b := newBank("a", "b")
+	aud := func(op *Op) { op.Source = SourceAudience }
+	b.op(Op{Kind: KindOpen, From: "p1", Outcome: OK, BalanceFen: initFen, Source: SourceAudience})
+	b.st.Accounts = append(b.st.Accounts, "p1")
+	b.st.Balances["p1"] = initFen
+	b.attempt("a", "b", "k1", 100, OK, withRev(b.apply("a", "b", "k1", 100)))
+	// The hall pays the load's account, and the load pays the hall's.
+	b.attempt("p1", "a", "phone-1", 5, OK, aud, withRev(b.apply("p1", "a", "phone-1", 5)))
+	b.attempt("b", "p1", "k2", 7, OK, withRev(b.apply("b", "p1", "k2", 7)))
+	b.attempt("p1", "b", "phone-2", 9, Unknown, aud)
+	b.attempt("p1", "b", "phone-3", 1_000_000_000, Fail, aud, withStatus(409))
+
+	res := CheckHistory(Header{Format: FormatV1}, b.ops, b.st)
+	if !res.Valid {
+		t.Fatalf("not valid: %+v", res.Checks)
+	}
+	want := []Tally{{Source: SourceAudience, Opened: 1, Acknowledged: 1, Failed: 1, UnknownNotFound: 1}}
+	if !slices.Equal(res.Sources, want) {
+		t.Errorf("sources %+v, want %+v", res.Sources, want)
+	}
+	if res.Acknowledged != 3 || res.Failed != 1 || res.UnknownNotFound != 1 {
+		t.Errorf("counts of every source: %+v", res)
+	}
+
+	// A transfer the hall was told is done, absent from the ledger.
+	b.unapply("p1", "phone-1")
+	res = CheckHistory(Header{Format: FormatV1}, b.ops, b.st)
+	if res.Valid || res.Lost != 1 || res.Sources[0].Lost != 1 {
+		t.Fatalf("valid %v, lost %d, audience lost %+v; want the audience's transfer lost", res.Valid, res.Lost, res.Sources)
+	}
+	if d := res.Checks[2].Detail; !strings.Contains(d, "p1/phone-1 (audience)") {
+		t.Errorf("%s: %q does not name p1/phone-1 (audience)", res.Checks[2].Name, d)
+	}
+}

@@ -115,7 +115,16 @@ type Op struct {
 	// BalanceFen is the account's balance after an ok open, transfer or
 	// read; 0 when unknown.
 	BalanceFen int64 `json:"balance_fen,omitempty"`
+	// Source is who made the operation: "" for the load generator,
+	// [SourceAudience] for the hall (recorded by the gateway). The checks
+	// count every source together and [Result.Sources] reports each named
+	// one apart.
+	Source string `json:"source,omitempty"`
 }
+
+// SourceAudience marks operations the gateway recorded for anyone but the
+// load generator: the hall's phones, or whoever else called the public API.
+const SourceAudience = "audience"
 
 // Latency is how long the operation took.
 func (op Op) Latency() time.Duration { return op.Complete - op.Invoke }

@@ -77,4 +77,19 @@ type Result struct {
 	UnknownApplied  int `json:"unknown_applied"`   // unknown to the client, present in the ledger
 	UnknownNotFound int `json:"unknown_not_found"` // unknown to the client, absent
 	Invented        int `json:"invented"`          // present but never issued
+	// Sources counts the same apart for each named [Op.Source] (the
+	// load's, Source "", is not listed), in order of first appearance.
+	Sources []Tally `json:"sources,omitempty"`
+}
+
+// Tally is what one source of operations opened and transferred, and what
+// the ledger holds of it.
+type Tally struct {
+	Source          string `json:"source"`
+	Opened          int    `json:"opened"` // accounts opened ok
+	Acknowledged    int    `json:"acknowledged"`
+	Lost            int    `json:"lost"`
+	Failed          int    `json:"failed"`
+	UnknownApplied  int    `json:"unknown_applied"`
+	UnknownNotFound int    `json:"unknown_not_found"`
 }

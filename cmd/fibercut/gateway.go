@@ -26,8 +26,13 @@ func newGatewayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			drop, err := demoapp.ParseDropAudience(os.Getenv(demoapp.EnvTestDropAudience))
+			if err != nil {
+				return err
+			}
 			return demoapp.RunGateway(cmd.Context(), demoapp.GatewayConfig{
 				Lab: os.Getenv(lab.EnvLab), Version: buildVersion(), Topology: t, Peers: peers,
+				Record: os.Getenv(lab.EnvGatewayRecord), DropAudience: drop,
 			})
 		},
 	}

@@ -134,7 +134,7 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 	if url == "" {
 		url, note = defaultAudienceURL(s.Lab())
 	}
-	m := tui.New(tui.Options{Topology: s.Lab().Topology, Scoreboard: sb, Controller: ctrl, Roles: ctrl.Roles, Lang: f.lang, Title: sc.Name,
+	m := tui.New(tui.Options{Topology: s.Lab().Topology, Scoreboard: sb, Controller: ctrl, Roles: ctrl.Roles, Audience: ctrl.Audience, Lang: f.lang, Title: sc.Name,
 		AudienceURL: url, AudienceNote: note, ReportDir: dir})
 	if _, err := tea.NewProgram(m, tea.WithContext(ctx)).Run(); err != nil && ctx.Err() == nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,7 @@ func newVerifyCmd() *cobra.Command {
 		asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify HISTORY --state STATE",
+		Use:   "verify HISTORY [HISTORY...] --state STATE",
 		Short: "Check a drill's history against the ledger's final state: no money lost",
 		Long: `Check a history of client operations (written by "fibercut load" or a drill)
 against the ledger's final state (state.json, read from etcd after the drill),
@@ -29,19 +30,31 @@ balances, every ledger member holding the same data, definite failures absent,
 every opened account present. Transfers whose outcome the client never learnt
 (timeouts) are settled from the state and counted, never as lost.
 
+A drill writes two histories: the load's (history.jsonl) and the hall's,
+recorded by the gateway (audience.jsonl). Give both: they are checked
+together, and the hall's is counted apart.
+
 Exit status: 0 when every check holds, 1 when one does not, 2 when a file is
 missing or is not a history or a state.`,
-		Example: `  fibercut verify drill/history.jsonl --state drill/state.json
+		Example: `  fibercut verify drill/history.jsonl drill/audience.jsonl --state drill/state.json
   fibercut verify history.jsonl --state state.json --json | jq .lost`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, ops, err := readHistoryFile(args[0])
-			switch {
-			case errors.Is(err, verify.ErrTruncated):
-				// The recorder died mid-line: the ops before are sound.
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; checking the %d complete ops\n", err, len(ops))
-			case err != nil:
-				return &exitError{code: 2, err: err}
+			var h verify.Header
+			var ops []verify.Op
+			for i, path := range args {
+				hi, more, err := readHistoryFile(path)
+				switch {
+				case errors.Is(err, verify.ErrTruncated):
+					// The recorder died mid-line: the ops before are sound.
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; checking the %d complete ops\n", err, len(more))
+				case err != nil:
+					return &exitError{code: 2, err: err}
+				}
+				if i == 0 {
+					h = hi
+				}
+				ops = append(ops, more...)
 			}
 			st, err := verify.LoadState(statePath)
 			if err != nil {
@@ -56,7 +69,7 @@ missing or is not a history or a state.`,
 					return err
 				}
 			} else {
-				printVerifyResult(out, args[0], len(ops), statePath, st, res)
+				printVerifyResult(out, strings.Join(args, " + "), len(ops), statePath, st, res)
 			}
 			if !res.Valid {
 				return &exitError{code: 1, err: fmt.Errorf("verify: %d of %d checks failed", failedChecks(res), len(res.Checks))}
@@ -101,6 +114,10 @@ func printVerifyResult(w io.Writer, historyPath string, nOps int, statePath stri
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "transfers: %d acknowledged, %d lost, %d failed, unknown: %d applied, %d not found; %d never issued\n",
 		res.Acknowledged, res.Lost, res.Failed, res.UnknownApplied, res.UnknownNotFound, res.Invented)
+	for _, t := range res.Sources {
+		fmt.Fprintf(w, "  of which %s: %d accounts opened, %d acknowledged, %d lost, %d failed, unknown: %d applied, %d not found\n",
+			t.Source, t.Opened, t.Acknowledged, t.Lost, t.Failed, t.UnknownApplied, t.UnknownNotFound)
+	}
 	if res.Valid {
 		fmt.Fprintln(w, "VALID: no money lost, nothing applied twice, the members agree")
 	} else {

@@ -229,7 +229,7 @@
   async function api(method, path, body, token, timeoutMs) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: 'application/json', 'X-Fibercut-Client': 'page' }; // the gateway records the hall's requests
     if (token) headers.Authorization = 'Bearer ' + token;
     const init = { method, headers, signal: ctl.signal, cache: 'no-store', credentials: 'same-origin' };
     if (body !== undefined && body !== null) {

@@ -50,8 +50,8 @@ const (
 	// GatewayRecordPort serves the gateway's audience record on its
 	// management address only: never published, not on the WAN.
 	GatewayRecordPort = 8081
-	HealthPath  = "/healthz"
-	DataDir     = "/data"
+	HealthPath        = "/healthz"
+	DataDir           = "/data"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)

@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/labtest"
@@ -105,8 +110,19 @@ func TestStageOnLab(t *testing.T) {
 	s := newTmux(t, []string{"FIBERCUT_STATE_DIR=" + state}, bin, "stage", "--name", name, "--lang", "en", "--out", out,
 		"--binary", bin, "--audience-url", "http://192.0.2.10:8080/", "--max", "10m")
 	s.waitFor("the join screen", regexp.MustCompile(`Scan for a virtual account`), 3*time.Minute)
+	// Two people in the hall open accounts through the published port, as
+	// the page does; the join screen counts them.
+	l, err := lab.Inspect(context.Background(), cli, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hall := "http://127.0.0.1:" + strconv.Itoa(l.Gateway.HostPort)
+	alice, bob := hallOpen(t, hall), hallOpen(t, hall)
+	s.waitFor("the hall's accounts on the join screen", regexp.MustCompile(`accounts opened: 2`), time.Minute)
 	s.keys("Space")
-	s.waitFor("the dashboard with money read", regexp.MustCompile(`64 × ¥1,000,000 = ¥64,000,000 ✓`), time.Minute)
+	s.waitFor("the dashboard with money read", regexp.MustCompile(`66 × ¥1,000,000 = ¥66,000,000 ✓`), time.Minute)
+	hallPay(t, hall, alice, bob.ID, 12_345, "stage-1")
+	s.waitFor("the hall's transfer on the dashboard", regexp.MustCompile(`transfers ok 1`), time.Minute)
 	s.keys("c")
 	// One screen shows both the cut on the map and the stopwatch going.
 	s.waitFor("the cut and the stopwatch", regexp.MustCompile(`(recovering…|recovered)[\s\S]*Hangzhou ⇄ Shanghai\s+╳╳╳╳\s+4 cut`), time.Minute)
@@ -126,15 +142,13 @@ func TestStageOnLab(t *testing.T) {
 	if !strings.Contains(screen, "PASS") || !strings.Contains(screen, "lost 0") {
 		t.Errorf("the verdict is not PASS with nothing lost:\n%s", screen)
 	}
+	if want := "the hall: accounts opened 2 · transfers ok 1 · lost 0"; !strings.Contains(screen, want) {
+		t.Errorf("the verdict screen does not prove the hall's money apart (%q):\n%s", want, screen)
+	}
 	s.keys("q")
 	deadline := time.Now().Add(time.Minute)
 	for exec.Command("tmux", "has-session", "-t", s.name).Run() == nil && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
-	}
-	ctx := context.Background()
-	l, err := lab.Inspect(ctx, cli, name)
-	if err != nil {
-		t.Fatal(err)
 	}
 	recs, err := faults.NewInjector(cli, l, faults.NewStore(filepath.Join(state, name+".faults.json"))).Live(time.Now())
 	if err != nil || len(recs) != 0 {
@@ -143,4 +157,44 @@ func TestStageOnLab(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "stage.log")); err != nil {
 		t.Errorf("the stage wrote no log file: %v", err)
 	}
+}
+
+// hallOpen opens an account as the audience page does.
+func hallOpen(t *testing.T, base string) demoapp.Account {
+	t.Helper()
+	var a demoapp.Account
+	if st := hallCall(t, base+"/api/accounts", "", nil, &a); st != http.StatusCreated {
+		t.Fatalf("open an account from the hall: HTTP %d", st)
+	}
+	return a
+}
+
+// hallPay transfers from a as the audience page does.
+func hallPay(t *testing.T, base string, a demoapp.Account, to string, fen int64, key string) {
+	t.Helper()
+	if st := hallCall(t, base+"/api/accounts/"+a.ID+"/transfers", a.Token, demoapp.TransferRequest{To: to, AmountFen: fen, Key: key}, nil); st != http.StatusOK {
+		t.Fatalf("a transfer from the hall: HTTP %d", st)
+	}
+}
+
+func hallCall(t *testing.T, url, token string, in, out any) int {
+	t.Helper()
+	b, _ := json.Marshal(in)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set(demoapp.HeaderClient, demoapp.ClientPage)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode/100 == 2 {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
 }

@@ -183,4 +183,14 @@ settle: 2s
 			t.Errorf("%s: %q does not name %s (audience)", c.Name, c.Detail, dropped)
 		}
 	}
+
+	// Without a load (stage --no-load) only the hall's money is checked.
+	opts.NoLoad = true
+	out = session(2, nil)
+	rep = out.Report
+	if !rep.Passed || rep.Load.Ops != 0 || rep.Check.Acknowledged != 2 || len(rep.Check.Sources) != 1 || rep.Check.Sources[0].Acknowledged != 2 {
+		t.Fatalf("a drill without load: passed %v, %d load ops, %d acknowledged, audience %+v; want a pass on the hall's 2 transfers alone:%s\n%s",
+			rep.Passed, rep.Load.Ops, rep.Check.Acknowledged, rep.Check.Sources, explain(rep), rep.Summary())
+	}
+	t.Log(rep.Summary())
 }

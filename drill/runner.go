@@ -65,6 +65,9 @@ type Options struct {
 	// recorded, from the load's goroutines, possibly at once: it must be
 	// quick and safe for concurrent use.
 	OnOp func(verify.Op)
+	// NoLoad runs no load: only the hall's transfers (the gateway's
+	// audience record) are checked, and no recovery time is measured.
+	NoLoad bool
 	// LoadFor is how long the load runs; the scenario's duration when 0.
 	// A session driven by hand sets its bound here (Finish ends it
 	// sooner).

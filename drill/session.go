@@ -123,7 +123,11 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 	if s.hf, err = os.Create(s.histPath); err != nil {
 		return nil, fmt.Errorf("drill: %w", err)
 	}
-	if s.hw, err = verify.NewWriter(s.hf, verify.Header{Lab: l.Name, Target: l.Gateway.URL(), Users: sc.Load.Users, Rate: sc.Load.Rate}); err != nil {
+	hh := verify.Header{Lab: l.Name, Target: l.Gateway.URL(), Users: sc.Load.Users, Rate: sc.Load.Rate}
+	if opts.NoLoad {
+		hh.Users, hh.Rate = 0, 0
+	}
+	if s.hw, err = verify.NewWriter(s.hf, hh); err != nil {
 		return nil, err
 	}
 	r.clock = s.hw.Clock()
@@ -139,6 +143,21 @@ func (s *Session) startLoad(ctx context.Context) error {
 	begun := make(chan time.Duration, 1)
 	s.loadDone = make(chan error, 1)
 	total := cmp.Or(r.opts.LoadFor, r.sc.Duration())
+	if r.opts.NoLoad {
+		// Nothing but the hall, for as long as the load would have run.
+		go func() {
+			select {
+			case <-loadCtx.Done():
+			case <-time.After(total):
+			}
+			s.loadDone <- nil
+		}()
+		r.t0 = r.clock.Since()
+		r.setCurrent(PhaseWarmup)
+		r.event(Event{Kind: EventPhase, Phase: PhaseWarmup, Message: "no load (--no-load): only the hall's transfers are checked"})
+		s.bg.Go(func() { r.watchMoney(loadCtx, s.ledger) })
+		return nil
+	}
 	go func() {
 		_, err := demoapp.RunLoad(loadCtx, demoapp.LoadConfig{
 			BaseURL: r.lab.Gateway.URL(), Users: r.sc.Load.Users, Rate: r.sc.Load.Rate, Duration: total,

@@ -26,13 +26,16 @@ func newStageCmd() *cobra.Command {
 		name, audienceURL, lang, replay, out, binary string
 		maxFor                                       time.Duration
 		speed                                        float64
+		noLoad                                       bool
 	)
 	cmd := &cobra.Command{
-		Use:   "stage [SCENARIO] | --replay DIR",
+		Use:   "stage [SCENARIO] [--no-load] | --replay DIR",
 		Short: "The live conference dashboard: a QR code for the hall, a map, a cut on one key, the verdict",
 		Long: `Bring the lab up (or use it), clear the ledger, start the scenario's background
-load (default atec-2018's: 64 virtual users at 400/s), show the join screen with
-the audience's QR code, then the dashboard. Keys: space dashboard · c cut the
+load (default atec-2018's: 64 virtual users at 400/s) unless --no-load, show the
+join screen with the audience's QR code, then the dashboard. The hall's transfers
+(recorded by the gateway) are checked with the load's, and counted apart; with
+--no-load they are all there is, and no recovery time is measured. Keys: space dashboard · c cut the
 scenario's first fault (3-2-1; esc cancels) · h heal all · 1-9 isolate the n-th
 DC · l isolate the leader's DC · f QR code · z presenter mode · L 中文/English ·
 enter finish: heal, converge, verify, verdict · q or ctrl+c heal, then quit ·
@@ -58,13 +61,14 @@ needed.`,
 				scenario = args[0]
 			}
 			return runStage(cmd.Context(), cmd.OutOrStdout(), stageFlags{name: name, scenario: scenario, audienceURL: audienceURL,
-				lang: l, out: out, binary: binary, max: maxFor})
+				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad})
 		},
 	}
 	addLabNameFlag(cmd, &name)
 	cmd.Flags().StringVar(&audienceURL, "audience-url", "", "the URL the QR code gives the hall (default: this host's address and the gateway's published port)")
 	cmd.Flags().StringVar(&lang, "lang", "zh", "language of the screens: zh or en (L switches)")
 	cmd.Flags().DurationVar(&maxFor, "max", 30*time.Minute, "the longest the stage runs (and its load)")
+	cmd.Flags().BoolVar(&noLoad, "no-load", false, "run no background load: only the hall's transfers")
 	cmd.Flags().StringVar(&replay, "replay", "", "play back a report directory instead of running a lab")
 	cmd.Flags().Float64Var(&speed, "speed", 4, "with --replay: how many times faster than the drill ran")
 	cmd.Flags().StringVar(&out, "out", "", "report directory (default ./fibercut-report/<time>-<scenario>)")
@@ -76,6 +80,7 @@ type stageFlags struct {
 	name, scenario, audienceURL, out, binary string
 	lang                                     tui.Lang
 	max                                      time.Duration
+	noLoad                                   bool
 }
 
 // runReplay plays a report directory through the dashboard.
@@ -119,9 +124,13 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 		return err
 	}
 	defer cli.Close()
-	fmt.Fprintf(stdout, "stage %s: bringing the lab up, clearing the ledger, starting the load…\n", sc.Name)
+	what := "starting the load"
+	if f.noLoad {
+		what = "no load (--no-load)"
+	}
+	fmt.Fprintf(stdout, "stage %s: bringing the lab up, clearing the ledger, %s…\n", sc.Name, what)
 	sb := tui.NewScoreboard(50)
-	s, err := drill.Start(ctx, cli, sc, drill.Options{Lab: f.name, Out: dir, Binary: f.binary, LoadFor: f.max,
+	s, err := drill.Start(ctx, cli, sc, drill.Options{Lab: f.name, Out: dir, Binary: f.binary, LoadFor: f.max, NoLoad: f.noLoad,
 		Events: sb.Event, OnOp: sb.AddOp})
 	if err != nil {
 		return err

@@ -18,6 +18,9 @@ import (
 type styles struct {
 	title, dim, ok, bad, warn, box lipgloss.Style
 	qr                             lipgloss.Style
+	// ascii: the terminal draws ambiguous-width characters two columns
+	// wide; components that draw shapes use ASCII ones.
+	ascii bool
 }
 
 func newStyles() styles {
@@ -192,11 +195,15 @@ var digits = map[rune][3]string{
 	'9': {"┏━┓", "┗━┫", "┗━┛"}, '.': {" ", " ", "•"}, 's': {"   ", "┏━━", "━━┛"}, ' ': {" ", " ", " "},
 }
 
-// bigText writes s in the three-row font.
-func bigText(s string) []string {
+// bigText writes s in the three-row font (ASCII with ascii).
+func bigText(s string, ascii bool) []string {
+	font := digits
+	if ascii {
+		font = asciiDigits
+	}
 	var rows [3]strings.Builder
 	for _, r := range s {
-		g, ok := digits[r]
+		g, ok := font[r]
 		if !ok {
 			g = [3]string{string(r), " ", " "}
 		}
@@ -224,7 +231,7 @@ func stopwatchLines(st styles, lang Lang, w Stopwatch, big bool) []string {
 	}
 	var out []string
 	if big {
-		for _, l := range bigText(strings.ReplaceAll(text, " ", "")) {
+		for _, l := range bigText(strings.ReplaceAll(text, " ", ""), st.ascii) {
 			out = append(out, style.Render(l))
 		}
 	} else {

@@ -62,6 +62,11 @@ type Options struct {
 	Tick time.Duration
 	// Dashboard starts on the dashboard rather than the join screen.
 	Dashboard bool
+	// AmbiguousWide: the terminal draws East Asian ambiguous-width
+	// characters (box drawing, blocks, many symbols) two columns wide.
+	// The screens then use ASCII for them, and the QR code coloured
+	// spaces, so that the layout holds.
+	AmbiguousWide bool
 }
 
 type screen int
@@ -126,6 +131,7 @@ func New(opts Options) *Model {
 		opts.RolesEvery = 3 * time.Second
 	}
 	m := &Model{opts: opts, st: newStyles(), lang: opts.Lang, w: 160, h: 45}
+	m.st.ascii = opts.AmbiguousWide
 	if opts.AudienceURL != "" {
 		m.qr, _ = NewQR(opts.AudienceURL)
 	}
@@ -329,6 +335,9 @@ func (m *Model) Render() string {
 	default:
 		body = m.dashboard()
 	}
+	if m.opts.AmbiguousWide {
+		body = narrowGlyphs(body)
+	}
 	return clip(body, m.w, m.h)
 }
 
@@ -403,9 +412,12 @@ func (m *Model) audienceLines() []string {
 func (m *Model) joinScreen() string {
 	var blocks []string
 	blocks = append(blocks, m.header(), "")
-	if m.qr != nil && (m.qrFull || m.qr.Height()+10 <= m.h) && m.qr.Width() <= m.w {
-		for _, l := range m.qr.Lines {
-			blocks = append(blocks, lipgloss.PlaceHorizontal(m.w, lipgloss.Center, m.st.qr.Render(l)))
+	if m.qr != nil {
+		qw, qh := m.qr.size(m.opts.AmbiguousWide)
+		if (m.qrFull || qh+10 <= m.h) && qw <= m.w {
+			for _, l := range m.qr.draw(m.st, m.opts.AmbiguousWide) {
+				blocks = append(blocks, lipgloss.PlaceHorizontal(m.w, lipgloss.Center, l))
+			}
 		}
 	}
 	if !m.qrFull {
@@ -450,7 +462,7 @@ func (m *Model) dashboard() string {
 	mapBox := panel(m.st, m.lang.t("map"), leftW, mapLines(m.st, m.lang, t, links, dcs, m.roles)...)
 	watch := stopwatchLines(m.st, m.lang, sw, reduced)
 	if m.countdown > 0 {
-		watch = append(bigText(fmt.Sprint(m.countdown)), m.lang.t("countdown")+" · "+m.lang.t("cancel"))
+		watch = append(bigText(fmt.Sprint(m.countdown), m.st.ascii), m.lang.t("countdown")+" · "+m.lang.t("cancel"))
 	}
 	boxes := []string{panel(m.st, m.lang.t("rto"), rightW, watch...), panel(m.st, m.lang.t("money"), rightW, m.money(sn))}
 	if m.opts.Audience != nil && reduced {
@@ -475,16 +487,14 @@ func (m *Model) dashboard() string {
 	}
 	logW := m.w
 	var bottom string
-	if full && m.qr != nil && m.qr.Height()+2 <= logLines+3 {
-		logW = m.w - m.qr.Width() - 2
+	if m.qr != nil {
+		if qw, qh := m.qr.size(m.opts.AmbiguousWide); full && qh+2 <= logLines+3 {
+			logW = m.w - qw - 2
+		}
 	}
 	bottom = panel(m.st, m.lang.t("log"), logW, log...)
 	if logW < m.w && m.qr != nil {
-		var q []string
-		for _, l := range m.qr.Lines {
-			q = append(q, m.st.qr.Render(l))
-		}
-		bottom = lipgloss.JoinHorizontal(lipgloss.Top, bottom, " ", strings.Join(q, "\n"))
+		bottom = lipgloss.JoinHorizontal(lipgloss.Top, bottom, " ", strings.Join(m.qr.draw(m.st, m.opts.AmbiguousWide), "\n"))
 	}
 
 	banner := m.banner(sn, sw, rate)

@@ -17,14 +17,20 @@ import (
 	"github.com/fibercut/fibercut/topology"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden screens in testdata/")
+// updating says whether the tests were run with -update: rewrite the
+// golden screens in testdata/. The flag is teatest's (its golden package
+// defines it), so it is looked up rather than defined again.
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 // golden compares a drawn screen, colours stripped, with testdata/screens/NAME.
 func golden(t *testing.T, name, screen string) {
 	t.Helper()
 	got := ansi.Strip(screen) + "\n"
 	path := filepath.Join("testdata", "screens", name)
-	if *update {
+	if updating() {
 		os.MkdirAll(filepath.Dir(path), 0o755)
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
@@ -339,5 +345,48 @@ func TestAudienceOnScreen(t *testing.T) {
 				t.Errorf("%s lacks the switched count:\n%s", name, ansi.Strip(screen))
 			}
 		}
+	}
+}
+
+// TestAmbiguousWideLayoutHolds draws every screen as a CJK terminal set to
+// ambiguous-wide shows it, where box drawing, blocks and most symbols take
+// two columns: with AmbiguousWide every line still fits the screen, and
+// without it the same screens overflow (so the measure can fail).
+func TestAmbiguousWideLayoutHolds(t *testing.T) {
+	hall := Audience{Opened: map[string]int{"hangzhou": 3, "shanghai": 2}, Switched: 1, Transfers: 4}
+	overflowed := 0
+	for _, size := range [][2]int{{80, 24}, {120, 36}, {160, 45}} {
+		for _, lang := range []Lang{ZH, EN} {
+			for _, part := range []struct {
+				name   string
+				at     float64
+				screen screen
+			}{{"join", 0, screenJoin}, {"fault", 0.45, screenDashboard}, {"verdict", 1, screenDashboard}} {
+				for _, wide := range []bool{true, false} {
+					m := replayModel(t, lang, size[0], size[1], part.at)
+					m.opts.AmbiguousWide, m.st.ascii = wide, wide
+					m.opts.Audience = func(context.Context) (Audience, error) { return hall, nil }
+					run(m, runCmd(m.pollJoined())...)
+					m.screen = part.screen
+					name := fmt.Sprintf("wide-%s-%s-%dx%d", part.name, lang, size[0], size[1])
+					lines := strings.Split(ansi.Strip(m.Render()), "\n")
+					for i, l := range lines {
+						w := ambiguous.StringWidth(l)
+						switch {
+						case !wide && w > size[0]:
+							overflowed++
+						case wide && w > size[0]:
+							t.Errorf("%s: line %d is %d columns wide in an ambiguous-wide terminal of %d: %q", name, i+1, w, size[0], l)
+						}
+					}
+					if wide && size[0] == 160 {
+						golden(t, name, m.Render())
+					}
+				}
+			}
+		}
+	}
+	if overflowed == 0 {
+		t.Error("no screen drawn without AmbiguousWide overflows an ambiguous-wide terminal: the measure cannot fail")
 	}
 }

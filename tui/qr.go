@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"charm.land/lipgloss/v2"
 	"github.com/skip2/go-qrcode"
 )
 
@@ -34,6 +35,47 @@ func NewQR(text string) (*QR, error) {
 // Width and Height are the QR code's size in characters.
 func (q *QR) Width() int  { return len(q.Bits) }
 func (q *QR) Height() int { return len(q.Lines) }
+
+// draw returns the code's rows, coloured: half blocks dark on light, or,
+// for a terminal that draws blocks two columns wide (wide), each module as
+// two spaces of the dark or the light colour, a row a line.
+func (q *QR) draw(st styles, wide bool) []string {
+	if !wide {
+		out := make([]string, len(q.Lines))
+		for i, l := range q.Lines {
+			out[i] = st.qr.Render(l)
+		}
+		return out
+	}
+	dark := lipgloss.NewStyle().Background(st.qr.GetForeground())
+	light := lipgloss.NewStyle().Background(st.qr.GetBackground())
+	out := make([]string, len(q.Bits))
+	for y, row := range q.Bits {
+		var b strings.Builder
+		for x := 0; x < len(row); {
+			n := 1
+			for x+n < len(row) && row[x+n] == row[x] {
+				n++
+			}
+			style := light
+			if row[x] {
+				style = dark
+			}
+			b.WriteString(style.Render(strings.Repeat("  ", n)))
+			x += n
+		}
+		out[y] = b.String()
+	}
+	return out
+}
+
+// size is the drawing's width and height in characters.
+func (q *QR) size(wide bool) (int, int) {
+	if wide {
+		return 2 * len(q.Bits), len(q.Bits)
+	}
+	return q.Width(), q.Height()
+}
 
 // halfBlocks draws rows two at a time; an odd last row pairs with a light
 // one.

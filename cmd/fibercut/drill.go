@@ -327,7 +327,8 @@ func runDrillTUI(ctx context.Context, cli client.APIClient, sc *drill.Scenario, 
 		err error
 	}
 	done := make(chan result, 1)
-	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Lang: tui.EN, Title: sc.Name, Dashboard: true, ReportDir: opts.Out})
+	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Lang: tui.EN, Title: sc.Name, Dashboard: true, ReportDir: opts.Out,
+		AmbiguousWide: tui.AmbiguousWideFromEnv()})
 	p := tea.NewProgram(m, tea.WithContext(ctx))
 	go func() {
 		out, err := drill.Run(ctx, cli, sc, opts)

@@ -26,7 +26,7 @@ func newStageCmd() *cobra.Command {
 		name, audienceURL, lang, replay, out, binary string
 		maxFor                                       time.Duration
 		speed                                        float64
-		noLoad                                       bool
+		noLoad, wide                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "stage [SCENARIO] [--no-load] | --replay DIR",
@@ -54,14 +54,14 @@ needed.`,
 				if len(args) > 0 {
 					return fmt.Errorf("stage --replay plays a report directory; it takes no scenario (got %q)", args[0])
 				}
-				return runReplay(cmd.Context(), replay, speed, l)
+				return runReplay(cmd.Context(), replay, speed, l, wide)
 			}
 			scenario := "atec-2018"
 			if len(args) == 1 {
 				scenario = args[0]
 			}
 			return runStage(cmd.Context(), cmd.OutOrStdout(), stageFlags{name: name, scenario: scenario, audienceURL: audienceURL,
-				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad})
+				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad, wide: wide})
 		},
 	}
 	addLabNameFlag(cmd, &name)
@@ -69,6 +69,7 @@ needed.`,
 	cmd.Flags().StringVar(&lang, "lang", "zh", "language of the screens: zh or en (L switches)")
 	cmd.Flags().DurationVar(&maxFor, "max", 30*time.Minute, "the longest the stage runs (and its load)")
 	cmd.Flags().BoolVar(&noLoad, "no-load", false, "run no background load: only the hall's transfers")
+	cmd.Flags().BoolVar(&wide, "ambiguous-wide", tui.AmbiguousWideFromEnv(), "the terminal draws box drawing and symbols two columns wide (CJK fonts and locales): draw them in ASCII (default: RUNEWIDTH_EASTASIAN=1)")
 	cmd.Flags().StringVar(&replay, "replay", "", "play back a report directory instead of running a lab")
 	cmd.Flags().Float64Var(&speed, "speed", 4, "with --replay: how many times faster than the drill ran")
 	cmd.Flags().StringVar(&out, "out", "", "report directory (default ./fibercut-report/<time>-<scenario>)")
@@ -80,11 +81,11 @@ type stageFlags struct {
 	name, scenario, audienceURL, out, binary string
 	lang                                     tui.Lang
 	max                                      time.Duration
-	noLoad                                   bool
+	noLoad, wide                             bool
 }
 
 // runReplay plays a report directory through the dashboard.
-func runReplay(ctx context.Context, dir string, speed float64, lang tui.Lang) error {
+func runReplay(ctx context.Context, dir string, speed float64, lang tui.Lang, wide bool) error {
 	sb := tui.NewScoreboard(50)
 	r, err := tui.LoadReplay(dir, speed, sb)
 	if err != nil {
@@ -94,7 +95,7 @@ func runReplay(ctx context.Context, dir string, speed float64, lang tui.Lang) er
 	if err != nil {
 		return fmt.Errorf("stage --replay: the report's topology %q is not a built-in one: %w", r.Report().Topology, err)
 	}
-	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Replay: r, Lang: lang, Dashboard: true,
+	m := tui.New(tui.Options{Topology: t, Scoreboard: sb, Replay: r, Lang: lang, Dashboard: true, AmbiguousWide: wide,
 		Title: "replay · " + cmp.Or(r.Report().Scenario, dir), ReportDir: dir})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	return err
@@ -143,7 +144,7 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 	if url == "" {
 		url, note = defaultAudienceURL(s.Lab())
 	}
-	m := tui.New(tui.Options{Topology: s.Lab().Topology, Scoreboard: sb, Controller: ctrl, Roles: ctrl.Roles, Audience: ctrl.Audience, Lang: f.lang, Title: sc.Name,
+	m := tui.New(tui.Options{Topology: s.Lab().Topology, Scoreboard: sb, Controller: ctrl, Roles: ctrl.Roles, Audience: ctrl.Audience, Lang: f.lang, Title: sc.Name, AmbiguousWide: f.wide,
 		AudienceURL: url, AudienceNote: note, ReportDir: dir})
 	if _, err := tea.NewProgram(m, tea.WithContext(ctx)).Run(); err != nil && ctx.Err() == nil {
 		return err

@@ -42,3 +42,7 @@ func (bandwidthKind) plan(s Spec, l *lab.Lab) (changes, error) {
 func (bandwidthKind) cutOff(s Spec, t *topology.Topology) []string { return s.Targets(t) }
 
 func (bandwidthKind) onLeader() bool { return true }
+
+func (bandwidthKind) effects(s Spec, t *topology.Topology, e *Effects) {
+	linkOrDCEffects(s, t, e, LinkThrottled)
+}

@@ -36,3 +36,5 @@ func dropFlows(flows []Flow, l *lab.Lab) changes {
 	}
 	return c
 }
+
+func (cutKind) effects(s Spec, t *topology.Topology, e *Effects) { flowEffects(s, t, e) }

@@ -52,3 +52,7 @@ func (delayKind) plan(s Spec, l *lab.Lab) (changes, error) {
 func (delayKind) cutOff(s Spec, t *topology.Topology) []string { return linkOrDCs(s, t) }
 
 func (delayKind) onLeader() bool { return true }
+
+func (delayKind) effects(s Spec, t *topology.Topology, e *Effects) {
+	linkOrDCEffects(s, t, e, LinkDelayed)
+}

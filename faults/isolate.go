@@ -36,3 +36,7 @@ func (isolateKind) plan(s Spec, l *lab.Lab) (changes, error) {
 func (isolateKind) cutOff(s Spec, t *topology.Topology) []string { return s.Targets(t) }
 
 func (isolateKind) onLeader() bool { return true }
+
+func (isolateKind) effects(s Spec, t *topology.Topology, e *Effects) {
+	e.dcs(t, s.Targets(t), DCIsolated, LinkCut)
+}

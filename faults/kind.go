@@ -28,6 +28,8 @@ type kind interface {
 	cutOff(s Spec, t *topology.Topology) []string
 	// onLeader says whether the kind can target the leader's DC.
 	onLeader() bool
+	// effects marks what the valid spec s does to t's links and DCs.
+	effects(s Spec, t *topology.Topology, e *Effects)
 }
 
 // registry lists every fault kind, in the order help texts show them.

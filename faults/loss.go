@@ -60,3 +60,7 @@ func linkOrDCs(s Spec, t *topology.Topology) []string {
 	}
 	return s.Targets(t)
 }
+
+func (lossKind) effects(s Spec, t *topology.Topology, e *Effects) {
+	linkOrDCEffects(s, t, e, LinkLossy)
+}

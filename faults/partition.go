@@ -165,3 +165,5 @@ func (partitionKind) cutOff(s Spec, t *topology.Topology) []string {
 }
 
 func (partitionKind) onLeader() bool { return false }
+
+func (partitionKind) effects(s Spec, t *topology.Topology, e *Effects) { flowEffects(s, t, e) }

@@ -24,3 +24,7 @@ func (pauseKind) plan(s Spec, l *lab.Lab) (changes, error) {
 func (pauseKind) cutOff(s Spec, t *topology.Topology) []string { return s.Targets(t) }
 
 func (pauseKind) onLeader() bool { return true }
+
+func (pauseKind) effects(s Spec, t *topology.Topology, e *Effects) {
+	e.dcs(t, s.Targets(t), DCPaused, LinkCut)
+}

@@ -25,3 +25,7 @@ func (powerOffKind) plan(s Spec, l *lab.Lab) (changes, error) {
 func (powerOffKind) cutOff(s Spec, t *topology.Topology) []string { return s.Targets(t) }
 
 func (powerOffKind) onLeader() bool { return true }
+
+func (powerOffKind) effects(s Spec, t *topology.Topology, e *Effects) {
+	e.dcs(t, s.Targets(t), DCDown, LinkCut)
+}

@@ -272,3 +272,38 @@ func TestIDsNeverRepeat(t *testing.T) {
 		}
 	}
 }
+
+// TestEffects checks what each kind says it does to the links and DCs, as
+// the stage's map draws it.
+func TestEffects(t *testing.T) {
+	tp := five(t)
+	show := func(e Effects) string {
+		var out []string
+		for k, v := range e.Links {
+			out = append(out, k[0]+"-"+k[1]+" "+string(v))
+		}
+		for dc, v := range e.DCs {
+			out = append(out, dc+" "+string(v))
+		}
+		slices.Sort(out)
+		return strings.Join(out, ", ")
+	}
+	for _, tt := range []struct{ spec, want string }{
+		{"cut hz-a sh-a", "hz-a-sh-a cut"},
+		{"isolate dc sz-a", "hz-a-sz-a cut, hz-b-sz-a cut, sh-a-sz-a cut, sh-b-sz-a cut, sz-a isolated"},
+		{"partition hz-a hz-b | sh-a sh-b sz-a", "hz-a-sh-a cut, hz-a-sh-b cut, hz-a-sz-a cut, hz-b-sh-a cut, hz-b-sh-b cut, hz-b-sz-a cut"},
+		{"loss 30% link hz-a sh-b", "hz-a-sh-b lossy"},
+		{"delay 30ms dc sz-a", "hz-a-sz-a delayed, hz-b-sz-a delayed, sh-a-sz-a delayed, sh-b-sz-a delayed"},
+		{"bandwidth 1mbit dc sz-a", "hz-a-sz-a throttled, hz-b-sz-a throttled, sh-a-sz-a throttled, sh-b-sz-a throttled"},
+		{"power-off dc sz-a", "hz-a-sz-a cut, hz-b-sz-a cut, sh-a-sz-a cut, sh-b-sz-a cut, sz-a down"},
+		{"pause dc sz-a", "hz-a-sz-a cut, hz-b-sz-a cut, sh-a-sz-a cut, sh-b-sz-a cut, sz-a paused"},
+	} {
+		s, err := ParseSpec(tt.spec)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.spec, err)
+		}
+		if got := show(s.Effects(tp)); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.spec, got, tt.want)
+		}
+	}
+}

@@ -104,7 +104,7 @@ func mapLines(st styles, lang Lang, t *topology.Topology, links map[[2]string]Li
 					switch s {
 					case LinkCut:
 						fibers = append(fibers, st.bad.Render("╳"))
-					case LinkLossy, LinkDelayed:
+					case LinkLossy, LinkDelayed, LinkThrottled:
 						fibers = append(fibers, st.warn.Render("┅"))
 					default:
 						fibers = append(fibers, st.ok.Render("━"))
@@ -112,7 +112,7 @@ func mapLines(st styles, lang Lang, t *topology.Topology, links map[[2]string]Li
 				}
 			}
 			var say []string
-			for _, s := range []LinkState{LinkOK, LinkCut, LinkLossy, LinkDelayed} {
+			for _, s := range []LinkState{LinkOK, LinkCut, LinkLossy, LinkDelayed, LinkThrottled} {
 				if counts[s] > 0 {
 					say = append(say, fmt.Sprintf("%d %s", counts[s], lang.t(string(s))))
 				}

@@ -10,43 +10,38 @@ import (
 )
 
 // LinkState is what a fiber between two DCs is doing.
-type LinkState string
+type LinkState = faults.LinkEffect
 
 // The states of a link, and of a DC, drawn on the map.
 const (
-	LinkOK      LinkState = "ok"
-	LinkCut     LinkState = "cut"
-	LinkLossy   LinkState = "lossy"
-	LinkDelayed LinkState = "delayed"
+	LinkOK        LinkState = "ok"
+	LinkCut                 = faults.LinkCut
+	LinkLossy               = faults.LinkLossy
+	LinkDelayed             = faults.LinkDelayed
+	LinkThrottled           = faults.LinkThrottled
 )
 
 // DCState is what a DC is doing, as fibercut applied it.
-type DCState string
+type DCState = faults.DCEffect
 
 // The states of a DC that faults cause.
 const (
 	DCOK       DCState = "ok"
-	DCIsolated DCState = "isolated"
-	DCDown     DCState = "down"
-	DCPaused   DCState = "paused"
+	DCIsolated         = faults.DCIsolated
+	DCDown             = faults.DCDown
+	DCPaused           = faults.DCPaused
 )
 
 // linkKey names the link between a and b, in either order.
-func linkKey(a, b string) [2]string {
-	if a > b {
-		a, b = b, a
-	}
-	return [2]string{a, b}
-}
+func linkKey(a, b string) [2]string { return faults.LinkPair(a, b) }
 
 // applied works out, from the faults in force (End 0), the state of every
-// link and DC: from what fibercut applied, never from probing. A window
-// whose description is not in the fault grammar counts as cutting its DCs
-// off.
+// link and DC: from what fibercut applied ([faults.Spec.Effects]), never
+// from probing. A window whose description is not in the fault grammar
+// counts as cutting its DCs off.
 func applied(t *topology.Topology, windows []verify.FaultWindow) (map[[2]string]LinkState, map[string]DCState) {
 	links := map[[2]string]LinkState{}
 	dcs := map[string]DCState{}
-	ids := t.DCIDs()
 	worse := func(k [2]string, s LinkState) {
 		if links[k] != LinkCut {
 			links[k] = s
@@ -56,62 +51,26 @@ func applied(t *topology.Topology, windows []verify.FaultWindow) (map[[2]string]
 		if w.End != 0 {
 			continue
 		}
+		var e faults.Effects
 		spec, err := faults.ParseSpec(strings.TrimSuffix(w.Desc, " (the leader)"))
-		if err != nil || spec.Validate(t) != nil {
+		if err == nil && spec.Validate(t) == nil {
+			e = spec.Effects(t)
+		} else {
+			e = faults.Effects{Links: map[[2]string]faults.LinkEffect{}, DCs: map[string]faults.DCEffect{}}
 			for _, dc := range w.DCs {
-				dcs[dc] = DCIsolated
-				for _, o := range ids {
-					if o != dc && !slices.Contains(w.DCs, o) {
-						worse(linkKey(dc, o), LinkCut)
+				e.DCs[dc] = DCIsolated
+				for _, o := range t.DCIDs() {
+					if !slices.Contains(w.DCs, o) {
+						e.Links[linkKey(dc, o)] = LinkCut
 					}
 				}
 			}
-			continue
 		}
-		switch spec.Kind {
-		case faults.KindCut, faults.KindPartition:
-			for _, f := range spec.Grudge(t) {
-				worse(linkKey(f.From, f.To), LinkCut)
-			}
-		case faults.KindIsolate:
-			group := spec.Targets(t)
-			for _, dc := range group {
-				dcs[dc] = DCIsolated
-				for _, o := range ids {
-					if !slices.Contains(group, o) {
-						worse(linkKey(dc, o), LinkCut)
-					}
-				}
-			}
-		case faults.KindLoss, faults.KindDelay:
-			state := LinkLossy
-			if spec.Kind == faults.KindDelay {
-				state = LinkDelayed
-			}
-			if spec.A != "" {
-				worse(linkKey(spec.A, spec.B), state)
-				continue
-			}
-			for _, dc := range spec.Targets(t) {
-				for _, o := range ids {
-					if o != dc {
-						worse(linkKey(dc, o), state)
-					}
-				}
-			}
-		case faults.KindPowerOff, faults.KindPause:
-			state := DCDown
-			if spec.Kind == faults.KindPause {
-				state = DCPaused
-			}
-			for _, dc := range spec.Targets(t) {
-				dcs[dc] = state
-				for _, o := range ids {
-					if o != dc {
-						worse(linkKey(dc, o), LinkCut)
-					}
-				}
-			}
+		for k, s := range e.Links {
+			worse(k, s)
+		}
+		for dc, s := range e.DCs {
+			dcs[dc] = s
 		}
 	}
 	return links, dcs

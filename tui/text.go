@@ -69,6 +69,7 @@ var words = map[string][2]string{ // key: {zh, en}
 	"cut":       {"已断", "cut"},
 	"lossy":     {"丢包", "lossy"},
 	"delayed":   {"延迟", "delayed"},
+	"throttled": {"限速", "throttled"},
 	"down":      {"断电", "down"},
 	"paused":    {"冻结", "paused"},
 	"isolated":  {"孤立", "cut off"},

@@ -500,7 +500,12 @@ func (m *Model) dashboard() string {
 	banner := m.banner(sn, sw, rate)
 	used := 1 + 1 + lipgloss.Height(top) + lipgloss.Height(bottom) + 1
 	chartH := max(m.h-used-3, 2)
-	baseline := preFaultRate(rate, bucket, sn.Faults)
+	// The 90 % line is verify's own once a fault is in the history (the
+	// rule that stops the stopwatch); before, the rate so far.
+	baseline := sw.Baseline
+	if baseline <= 0 {
+		baseline = preFaultRate(rate, bucket, sn.Faults)
+	}
 	chart := panel(m.st, fmt.Sprintf("%s  %s", m.lang.t("rate"), m.st.dim.Render(m.rateNow(rate, bucket, baseline))), m.w,
 		chartLines(m.st, rate, bucket, sn.Faults, m.w-4, chartH, baseline)...)
 	return strings.Join([]string{m.header(), fit(banner, m.w), top, chart, bottom, m.footer()}, "\n")

@@ -89,6 +89,9 @@ type Stopwatch struct {
 	// fault took effect, when HasFirst.
 	FirstSuccess time.Duration
 	HasFirst     bool
+	// Baseline is the pre-fault rate of committed transfers per second
+	// that verify measures recovery against; 0 until it has one.
+	Baseline float64
 }
 
 // Snapshot is the scoreboard at one instant: a screen is drawn from one,
@@ -131,7 +134,7 @@ func (sn Snapshot) Stopwatch() Stopwatch {
 		return w
 	}
 	o := main.Outage
-	w.Stopped, w.FirstSuccess, w.HasFirst = o.Recovered, o.FirstSuccess, o.Succeeded
+	w.Stopped, w.FirstSuccess, w.HasFirst, w.Baseline = o.Recovered, o.FirstSuccess, o.Succeeded, main.Baseline.Rate
 	if o.Recovered {
 		w.Elapsed = o.RTO
 	}

@@ -254,7 +254,7 @@ func (r *run) stop(err error) {
 // when faults that others hold are in force.
 func (r *run) refuseHeld(rep faults.HealReport) error {
 	if !rep.Empty() {
-		r.event(Event{Kind: EventNote, Message: "healed what a dead process left behind: " + healSummary(rep)})
+		r.event(Event{Kind: EventNote, Message: "healed what a dead process left behind: " + strings.Join(rep.Lines(), "; ")})
 	}
 	if len(rep.Held) == 0 {
 		return nil
@@ -268,23 +268,6 @@ func (r *run) refuseHeld(rep faults.HealReport) error {
 		held = append(held, fmt.Sprintf("%s %s (%s)", h.ID, h.Desc, who))
 	}
 	return fmt.Errorf("drill: %w: %s; heal them (fibercut fault heal ID), or run with --heal-first", ErrFaultsInForce, strings.Join(held, "; "))
-}
-
-// healSummary says in a line what a heal report healed.
-func healSummary(rep faults.HealReport) string {
-	var parts []string
-	for _, r := range rep.Healed {
-		parts = append(parts, r.ID+" "+r.Desc)
-	}
-	for _, x := range []struct {
-		what string
-		dcs  []string
-	}{{"resumed", rep.Resumed}, {"powered on", rep.PoweredOn}, {"removed rules in", rep.Tables}, {"removed qdisc in", rep.Qdiscs}} {
-		if len(x.dcs) > 0 {
-			parts = append(parts, x.what+" "+strings.Join(x.dcs, ","))
-		}
-	}
-	return strings.Join(parts, "; ")
 }
 
 // healOwn heals every fault the drill applied whose window is still open:

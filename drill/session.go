@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,7 +96,7 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 			return nil, fmt.Errorf("drill: heal the lab before starting: %w", err)
 		}
 		if !rep.Empty() {
-			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + healSummary(rep)})
+			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + strings.Join(rep.Lines(), "; ")})
 		}
 	}
 	if s.ledger, err = ledgerClient(l); err != nil {

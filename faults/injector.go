@@ -507,6 +507,28 @@ type HealReport struct {
 	Held   []Record `json:"held,omitempty"`
 }
 
+// Lines says what was healed, a line a record or a kind of change:
+// "healed f3 cut hz-a sh-a (left by process 812, which is gone)",
+// "resumed hz-a, hz-b", "healed; 2 recorded faults forgotten".
+func (h HealReport) Lines() []string {
+	var out []string
+	for _, r := range h.Healed {
+		out = append(out, fmt.Sprintf("healed %s %s (left by process %d, which is gone)", r.ID, r.Desc, r.Owner.PID))
+	}
+	for _, x := range []struct {
+		what string
+		dcs  []string
+	}{{"resumed", h.Resumed}, {"powered on", h.PoweredOn}, {"removed fibercut's nftables rules in", h.Tables}, {"removed qdisc in", h.Qdiscs}} {
+		if len(x.dcs) > 0 {
+			out = append(out, x.what+" "+strings.Join(x.dcs, ", "))
+		}
+	}
+	if h.Records > 0 {
+		out = append(out, fmt.Sprintf("healed; %d recorded faults forgotten", h.Records))
+	}
+	return out
+}
+
 // Empty reports whether nothing needed healing.
 func (h HealReport) Empty() bool {
 	return len(h.Resumed)+len(h.PoweredOn)+len(h.Tables)+len(h.Qdiscs)+h.Records+len(h.Healed) == 0

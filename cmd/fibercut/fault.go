@@ -431,18 +431,7 @@ func printHealReport(w io.Writer, rep faults.HealReport) {
 		fmt.Fprintln(w, "nothing to heal: no fault in force")
 		return
 	}
-	for _, r := range rep.Healed {
-		fmt.Fprintf(w, "healed %s %s (left by process %d, which is gone)\n", r.ID, r.Desc, r.Owner.PID)
-	}
-	for _, line := range []struct {
-		what string
-		dcs  []string
-	}{{"resumed", rep.Resumed}, {"powered on", rep.PoweredOn}, {"removed fibercut's nftables rules in", rep.Tables}, {"removed qdisc in", rep.Qdiscs}} {
-		if len(line.dcs) > 0 {
-			fmt.Fprintf(w, "%s %s\n", line.what, strings.Join(line.dcs, ", "))
-		}
-	}
-	if rep.Records > 0 {
-		fmt.Fprintf(w, "healed; %d recorded faults forgotten\n", rep.Records)
+	for _, l := range rep.Lines() {
+		fmt.Fprintln(w, l)
 	}
 }

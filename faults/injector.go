@@ -345,7 +345,7 @@ func (in *Injector) Live(now time.Time) ([]Record, error) {
 // with the containers they were applied to.
 func (in *Injector) current(recs []Record) []Record {
 	inc := in.Lab().WAN.ID
-	return slices.DeleteFunc(recs, func(r Record) bool { return r.Lab != "" && r.Lab != inc })
+	return slices.DeleteFunc(slices.Clone(recs), func(r Record) bool { return r.Lab != "" && r.Lab != inc })
 }
 
 // Heal reverts the fault with the given id and forgets it. Nothing of any

@@ -446,7 +446,14 @@ func (m *Model) banner(sn Snapshot, w Stopwatch, rate []verify.Bucket) string {
 	if stalled && !w.Stopped {
 		return m.st.bad.Render(" " + words["switching"][0] + " / " + words["switching"][1] + " ")
 	}
-	return m.st.ok.Render(" " + words["switched"][0] + " / " + words["switched"][1] + " ")
+	// Switched to where the ledger's leader is now, when the roles say.
+	zh, en := words["switched"][0], words["switched"][1]
+	for dc, role := range m.roles {
+		if d, ok := m.opts.Topology.DC(dc); ok && role == "leader" {
+			zh, en = "已切换至"+ZH.city(m.opts.Topology, d.City), "switched to "+EN.city(m.opts.Topology, d.City)
+		}
+	}
+	return m.st.ok.Render(" " + zh + " / " + en + " ")
 }
 
 func (m *Model) dashboard() string {

@@ -318,6 +318,19 @@ func TestRolesOnTheMap(t *testing.T) {
 	}
 }
 
+// TestBannerNamesTheCity checks that once commits are back during a fault,
+// the banner says where users were switched to: the leader's city.
+func TestBannerNamesTheCity(t *testing.T) {
+	m := replayModel(t, EN, 160, 45, 0.45)
+	if s := ansi.Strip(m.Render()); !strings.Contains(s, "switched to another city") {
+		t.Fatalf("without roles the banner should not name a city:\n%s", s)
+	}
+	m.roles = map[string]string{"sh-b": "leader", "sh-a": "follower"}
+	if s := ansi.Strip(m.Render()); !strings.Contains(s, "已切换至上海 / switched to Shanghai") {
+		t.Errorf("the banner does not name Shanghai:\n%s", s)
+	}
+}
+
 // TestAudienceOnScreen checks that the join screen counts the hall's
 // accounts by home city, and the dashboard says how many another city
 // serves now; both fit every size.

@@ -14,6 +14,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/fibercut/fibercut/drill"
 	"github.com/fibercut/fibercut/topology"
 )
 
@@ -401,5 +402,24 @@ func TestAmbiguousWideLayoutHolds(t *testing.T) {
 	}
 	if overflowed == 0 {
 		t.Error("no screen drawn without AmbiguousWide overflows an ambiguous-wide terminal: the measure cannot fail")
+	}
+}
+
+// TestCutIsTheScenariosFirstFault checks what c applies on stage: for
+// atec-2018, Hangzhou isolated for the step's 30 s.
+func TestCutIsTheScenariosFirstFault(t *testing.T) {
+	sc, err := drill.BuiltinScenario("atec-2018")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := CutSpec(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.String(); got != "isolate city hangzhou" || spec.For != 30*time.Second {
+		t.Errorf("c applies %q for %s; want isolate city hangzhou for 30s", got, spec.For)
+	}
+	if _, err := CutSpec(&drill.Scenario{Name: "calm"}); err == nil || !strings.Contains(err.Error(), "no fault step") {
+		t.Errorf("a scenario without faults: %v", err)
 	}
 }

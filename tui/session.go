@@ -24,15 +24,25 @@ type SessionController struct {
 
 // Cut applies the scenario's first fault step.
 func (c *SessionController) Cut(ctx context.Context) error {
-	for _, st := range c.Session.Scenario().Steps {
+	spec, err := CutSpec(c.Session.Scenario())
+	if err != nil {
+		return err
+	}
+	_, err = c.Session.Apply(ctx, spec)
+	return err
+}
+
+// CutSpec is the fault the cut key applies: the scenario's first fault
+// step, for that step's duration.
+func CutSpec(sc *drill.Scenario) (faults.Spec, error) {
+	for _, st := range sc.Steps {
 		if st.Fault != nil {
 			spec := st.Fault.Clone()
 			spec.For = st.For
-			_, err := c.Session.Apply(ctx, spec)
-			return err
+			return spec, nil
 		}
 	}
-	return fmt.Errorf("tui: scenario %s has no fault step to cut with", c.Session.Scenario().Name)
+	return faults.Spec{}, fmt.Errorf("tui: scenario %s has no fault step to cut with", sc.Name)
 }
 
 // Isolate isolates a DC, or the leader's with "".

@@ -1,9 +1,7 @@
 package drill_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,42 +23,19 @@ import (
 // the audience page does.
 type phone struct {
 	t    *testing.T
-	base string
+	c    demoapp.Client
 	acct demoapp.Account
-}
-
-func (p *phone) call(method, path string, in, out any) int {
-	p.t.Helper()
-	var body bytes.Buffer
-	if in != nil {
-		json.NewEncoder(&body).Encode(in)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, p.base+path, &body)
-	req.Header.Set(demoapp.HeaderClient, demoapp.ClientPage)
-	req.Header.Set("Content-Type", "application/json")
-	if p.acct.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.acct.Token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		p.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if out != nil && resp.StatusCode/100 == 2 {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			p.t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
-	return resp.StatusCode
 }
 
 func openPhone(t *testing.T, base string) *phone {
 	t.Helper()
-	p := &phone{t: t, base: base}
+	p := &phone{t: t, c: demoapp.Client{Base: base, As: demoapp.ClientPage}}
 	for range 20 { // the gateway may answer 503 while a fault is in force
-		if p.call(http.MethodPost, "/api/accounts", nil, &p.acct) == http.StatusCreated {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a, _, err := p.c.Open(ctx)
+		cancel()
+		if err == nil {
+			p.acct = a
 			return p
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -69,14 +44,16 @@ func openPhone(t *testing.T, base string) *phone {
 	return nil
 }
 
-// pay transfers and returns the key, retrying the same key until the
-// gateway gives an answer that is not 503.
+// pay transfers, retrying the same key while the gateway answers 503, and
+// returns the last status.
 func (p *phone) pay(to string, fen int64, key string) int {
 	p.t.Helper()
 	var st int
 	for range 20 {
-		if st = p.call(http.MethodPost, "/api/accounts/"+p.acct.ID+"/transfers",
-			demoapp.TransferRequest{To: to, AmountFen: fen, Key: key}, nil); st != http.StatusServiceUnavailable {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, st, _ = p.c.Transfer(ctx, p.acct, demoapp.TransferRequest{To: to, AmountFen: fen, Key: key})
+		cancel()
+		if st != http.StatusServiceUnavailable && st != 0 {
 			return st
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -147,9 +124,13 @@ settle: 2s
 	out := session(3, func(s *drill.Session, _ []*phone) {
 		l = s.Lab()
 		// The record is served on the management address only.
-		p := &phone{t: t, base: "http://127.0.0.1:" + strconv.Itoa(l.Gateway.HostPort)}
-		if st := p.call(http.MethodGet, demoapp.PathAudience, nil, nil); st != http.StatusNotFound {
-			t.Errorf("GET %s on the public port: HTTP %d, want 404", demoapp.PathAudience, st)
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(l.Gateway.HostPort) + demoapp.PathAudience)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s on the public port: HTTP %d, want 404", demoapp.PathAudience, resp.StatusCode)
 		}
 		if c, err := net.DialTimeout("tcp", net.JoinHostPort(l.Gateway.WANIP.String(), strconv.Itoa(lab.GatewayRecordPort)), time.Second); err == nil {
 			c.Close()

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,12 +113,22 @@ func TestStageOnLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hall := "http://127.0.0.1:" + strconv.Itoa(l.Gateway.HostPort)
-	alice, bob := hallOpen(t, hall), hallOpen(t, hall)
+	hall := demoapp.Client{Base: "http://127.0.0.1:" + strconv.Itoa(l.Gateway.HostPort), As: demoapp.ClientPage}
+	ctx := context.Background()
+	alice, _, err := hall.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := hall.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.waitFor("the hall's accounts on the join screen", regexp.MustCompile(`accounts opened: 2`), time.Minute)
 	s.keys("Space")
 	s.waitFor("the dashboard with money read", regexp.MustCompile(`66 × ¥1,000,000 = ¥66,000,000 ✓`), time.Minute)
-	hallPay(t, hall, alice, bob.ID, 12_345, "stage-1")
+	if _, _, err := hall.Transfer(ctx, alice, demoapp.TransferRequest{To: bob.ID, AmountFen: 12_345, Key: "stage-1"}); err != nil {
+		t.Fatalf("a transfer from the hall: %v", err)
+	}
 	s.waitFor("the hall's transfer on the dashboard", regexp.MustCompile(`transfers ok 1`), time.Minute)
 	s.keys("c")
 	// One screen shows both the cut on the map and the stopwatch going.
@@ -157,44 +164,4 @@ func TestStageOnLab(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "stage.log")); err != nil {
 		t.Errorf("the stage wrote no log file: %v", err)
 	}
-}
-
-// hallOpen opens an account as the audience page does.
-func hallOpen(t *testing.T, base string) demoapp.Account {
-	t.Helper()
-	var a demoapp.Account
-	if st := hallCall(t, base+"/api/accounts", "", nil, &a); st != http.StatusCreated {
-		t.Fatalf("open an account from the hall: HTTP %d", st)
-	}
-	return a
-}
-
-// hallPay transfers from a as the audience page does.
-func hallPay(t *testing.T, base string, a demoapp.Account, to string, fen int64, key string) {
-	t.Helper()
-	if st := hallCall(t, base+"/api/accounts/"+a.ID+"/transfers", a.Token, demoapp.TransferRequest{To: to, AmountFen: fen, Key: key}, nil); st != http.StatusOK {
-		t.Fatalf("a transfer from the hall: HTTP %d", st)
-	}
-}
-
-func hallCall(t *testing.T, url, token string, in, out any) int {
-	t.Helper()
-	b, _ := json.Marshal(in)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	req.Header.Set(demoapp.HeaderClient, demoapp.ClientPage)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if out != nil && resp.StatusCode/100 == 2 {
-		json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode
 }

@@ -141,6 +141,7 @@ type fakeAPI struct {
 	unknown    int      // the next transfers to answer "unknown" after applying them
 	attempts   []string // the key of every transfer request that passed validation
 	rejected   int      // transfer requests refused by the outage
+	unmarked   []string // transfer requests without X-Fibercut-Client: page
 }
 
 type fakeAPIAccount struct {
@@ -163,7 +164,14 @@ func (f *fakeAPI) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/accounts", f.open)
 	mux.HandleFunc("GET /api/accounts/{id}", f.get)
-	mux.HandleFunc("POST /api/accounts/{id}/transfers", f.transfer)
+	mux.HandleFunc("POST /api/accounts/{id}/transfers", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(HeaderClient) != ClientPage {
+			f.mu.Lock()
+			f.unmarked = append(f.unmarked, r.Method+" "+r.URL.Path)
+			f.mu.Unlock()
+		}
+		f.transfer(w, r)
+	})
 	mux.Handle("/", WebHandler())
 	return mux
 }
@@ -781,6 +789,12 @@ func TestPageInChromium(t *testing.T) {
 	p, peer := drivePage(t, srv.URL, 60*time.Second)
 	id := p.AccountID()
 
+	f.mu.Lock()
+	unmarked := slices.Clone(f.unmarked)
+	f.mu.Unlock()
+	if len(unmarked) > 0 {
+		t.Errorf("the page sent transfers without %s: %s, which the gateway's record would not tell from anyone's: %v", HeaderClient, ClientPage, unmarked)
+	}
 	keys := f.attemptKeys()
 	if len(keys) < 2 || keys[0] != keys[len(keys)-1] {
 		t.Fatalf("transfer attempts used keys %q: want at least 2 attempts with one key", keys)

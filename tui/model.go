@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
@@ -86,7 +88,8 @@ type Model struct {
 	w, h      int
 	screen    screen
 	presenter bool
-	help      bool
+	keys      keyMap
+	help      help.Model
 	qrFull    bool
 	qr        *QR
 	countdown int // 3, 2, 1 while counting down; 0 otherwise
@@ -132,6 +135,8 @@ func New(opts Options) *Model {
 	}
 	m := &Model{opts: opts, st: newStyles(), lang: opts.Lang, w: 160, h: 45}
 	m.st.ascii = opts.AmbiguousWide
+	m.keys = newKeyMap(m.lang, opts.Controller != nil)
+	m.help = help.New()
 	if opts.AudienceURL != "" {
 		m.qr, _ = NewQR(opts.AudienceURL)
 	}
@@ -238,7 +243,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 	case tea.KeyPressMsg:
-		return m.key(msg.String())
+		return m.key(msg)
 	}
 	return m, nil
 }
@@ -248,9 +253,10 @@ func (m *Model) countdownStep(n int) tea.Cmd {
 	return tea.Tick(m.opts.Countdown, func(time.Time) tea.Msg { return countdownMsg{gen: gen, n: n} })
 }
 
-func (m *Model) key(k string) (tea.Model, tea.Cmd) {
-	switch k {
-	case "ctrl+c", "q":
+func (m *Model) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	k := &m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
 		if m.opts.Controller == nil {
 			return m, tea.Quit
 		}
@@ -258,17 +264,18 @@ func (m *Model) key(k string) (tea.Model, tea.Cmd) {
 		m.cdGen++
 		m.countdown = 0
 		return m, m.act("quit", m.opts.Controller.HealAll)
-	case "?":
-		m.help = !m.help
-	case "z":
+	case key.Matches(msg, k.Help):
+		m.help.ShowAll = !m.help.ShowAll
+	case key.Matches(msg, k.Presenter):
 		m.presenter = !m.presenter
-	case "L":
+	case key.Matches(msg, k.Lang):
 		m.lang = m.lang.other()
-	case "space":
+		m.keys = newKeyMap(m.lang, m.opts.Controller != nil)
+	case key.Matches(msg, k.Join):
 		if m.screen == screenJoin {
 			m.screen = screenDashboard
 		}
-	case "f":
+	case key.Matches(msg, k.QR):
 		if m.qr == nil {
 			break
 		}
@@ -277,7 +284,7 @@ func (m *Model) key(k string) (tea.Model, tea.Cmd) {
 		} else {
 			m.screen, m.qrFull = screenJoin, false
 		}
-	case "esc":
+	case key.Matches(msg, k.Cancel):
 		if m.countdown > 0 {
 			m.cdGen++
 			m.countdown = 0
@@ -287,24 +294,24 @@ func (m *Model) key(k string) (tea.Model, tea.Cmd) {
 	if m.opts.Controller == nil || m.quitting || m.busy != "" || m.countdown > 0 {
 		return m, nil
 	}
-	switch k {
-	case "c":
-		if m.countdown == 0 && m.screen == screenDashboard {
+	switch {
+	case key.Matches(msg, k.Cut):
+		if m.screen == screenDashboard {
 			m.cdGen++
 			m.countdown = 3
 			return m, m.countdownStep(2)
 		}
-	case "h":
+	case key.Matches(msg, k.Heal):
 		return m, m.act("heal", m.opts.Controller.HealAll)
-	case "l":
+	case key.Matches(msg, k.Leader):
 		return m, m.act("isolate the leader", func(ctx context.Context) error { return m.opts.Controller.Isolate(ctx, "") })
-	case "enter":
+	case key.Matches(msg, k.Finish):
 		if m.screen != screenVerdict {
 			m.screen = screenVerdict
 			return m, m.act("finish", m.opts.Controller.Finish)
 		}
-	case "1", "2", "3", "4", "5", "6", "7", "8", "9":
-		n := int(k[0] - '1')
+	case key.Matches(msg, k.Isolate):
+		n := int(msg.String()[0] - '1')
 		if dcs := m.opts.Topology.Datacenters; n < len(dcs) {
 			dc := dcs[n].ID
 			return m, m.act("isolate "+dc, func(ctx context.Context) error { return m.opts.Controller.Isolate(ctx, dc) })
@@ -367,20 +374,14 @@ func (m *Model) footer() string {
 	if m.presenter {
 		return ""
 	}
-	text := m.lang.t("keys")
-	if m.opts.Controller == nil {
-		text = m.lang.t("keys.view") // a replay or a scheduled drill: the keys only change the screen
-	}
-	if m.help {
-		text = m.lang.t("help")
-	}
 	if m.note != "" {
 		return m.st.bad.Render(fit(m.note, m.w))
 	}
 	if m.busy != "" {
 		return m.st.warn.Render(fit(m.busy+"…", m.w))
 	}
-	return m.st.dim.Render(fit(text, m.w))
+	m.help.SetWidth(m.w)
+	return m.help.View(m.keys)
 }
 
 // joinedLines says how many accounts were opened from phones, by city.
@@ -505,7 +506,8 @@ func (m *Model) dashboard() string {
 	}
 
 	banner := m.banner(sn, sw, rate)
-	used := 1 + 1 + lipgloss.Height(top) + lipgloss.Height(bottom) + 1
+	footer := m.footer() // one line, or the full help's few
+	used := 1 + 1 + lipgloss.Height(top) + lipgloss.Height(bottom) + lipgloss.Height(footer)
 	chartH := max(m.h-used-3, 2)
 	// The 90 % line is verify's own once a fault is in the history (the
 	// rule that stops the stopwatch); before, the rate so far.
@@ -515,7 +517,7 @@ func (m *Model) dashboard() string {
 	}
 	chart := panel(m.st, fmt.Sprintf("%s  %s", m.lang.t("rate"), m.st.dim.Render(m.rateNow(rate, bucket, baseline))), m.w,
 		chartLines(m.st, rate, bucket, sn.Faults, m.w-4, chartH, baseline)...)
-	return strings.Join([]string{m.header(), fit(banner, m.w), top, chart, bottom, m.footer()}, "\n")
+	return strings.Join([]string{m.header(), fit(banner, m.w), top, chart, bottom, footer}, "\n")
 }
 
 // analysis returns the stopwatch and the rate timeline of the snapshot,

@@ -195,7 +195,7 @@ func runCmd(cmd tea.Cmd) []tea.Msg {
 	}
 }
 
-func key(s string) tea.KeyPressMsg {
+func press(s string) tea.KeyPressMsg {
 	switch s {
 	case "space":
 		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
@@ -221,23 +221,23 @@ func liveModel(t *testing.T) (*Model, *fakeController) {
 func TestKeys(t *testing.T) {
 	t.Run("c cuts after the countdown", func(t *testing.T) {
 		m, f := liveModel(t)
-		run(m, key("c")) // on the join screen: nothing
+		run(m, press("c")) // on the join screen: nothing
 		if len(f.calls) != 0 {
 			t.Fatalf("c on the join screen: %v", f.calls)
 		}
-		run(m, key("space"), key("c"))
+		run(m, press("space"), press("c"))
 		if strings.Join(f.calls, ",") != "cut" {
 			t.Errorf("calls after space, c: %v; want cut", f.calls)
 		}
 	})
 	t.Run("esc during the countdown cuts nothing", func(t *testing.T) {
 		m, f := liveModel(t)
-		run(m, key("space"))
-		_, cmd := m.Update(key("c"))
+		run(m, press("space"))
+		_, cmd := m.Update(press("c"))
 		if m.countdown != 3 || !strings.Contains(ansi.Strip(m.Render()), "cutting in") {
 			t.Fatalf("countdown %d after c; screen:\n%s", m.countdown, ansi.Strip(m.Render()))
 		}
-		run(m, key("esc"))
+		run(m, press("esc"))
 		run(m, runCmd(cmd)...) // the countdown's next tick arrives after esc
 		if len(f.calls) != 0 || m.countdown != 0 {
 			t.Errorf("after esc: calls %v, countdown %d", f.calls, m.countdown)
@@ -246,7 +246,7 @@ func TestKeys(t *testing.T) {
 	t.Run("keys of the lab", func(t *testing.T) {
 		m, f := liveModel(t)
 		for _, k := range []string{"space", "h", "2", "l", "9", "enter"} {
-			run(m, key(k)) // one at a time: a key that acts waits for the last action
+			run(m, press(k)) // one at a time: a key that acts waits for the last action
 		}
 		if got := strings.Join(f.calls, ","); got != "heal,isolate hz-b,isolate ,finish" {
 			t.Errorf("calls %q", got)
@@ -255,7 +255,7 @@ func TestKeys(t *testing.T) {
 	for _, k := range []string{"q", "ctrl+c"} {
 		t.Run(k+" heals, then quits", func(t *testing.T) {
 			m, f := liveModel(t)
-			_, cmd := m.Update(key(k))
+			_, cmd := m.Update(press(k))
 			msgs := runCmd(cmd)
 			if strings.Join(f.calls, ",") != "heal" {
 				t.Fatalf("calls %v, want heal", f.calls)
@@ -272,20 +272,35 @@ func TestKeys(t *testing.T) {
 			}
 		})
 	}
+	t.Run("? shows every key", func(t *testing.T) {
+		m, _ := liveModel(t)
+		run(m, press("space"))
+		short := ansi.Strip(m.footer())
+		if !strings.Contains(short, "c cut (3-2-1)") || strings.Contains(short, "cancel the countdown") {
+			t.Errorf("the footer: %q", short)
+		}
+		run(m, press("?"))
+		full := ansi.Strip(m.Render())
+		for _, want := range []string{"space dashboard", "esc   cancel the countdown", "1-9   isolate the n-th DC", "enter finish and verify"} {
+			if !strings.Contains(full, want) {
+				t.Errorf("the full help lacks %q:\n%s", want, full)
+			}
+		}
+	})
 	t.Run("L switches the language, f and z the screens", func(t *testing.T) {
 		m, _ := liveModel(t)
 		if !strings.Contains(ansi.Strip(m.Render()), "Scan for a virtual account") {
 			t.Fatal("join screen first")
 		}
-		run(m, key("L"))
+		run(m, press("L"))
 		if !strings.Contains(ansi.Strip(m.Render()), "扫码") {
 			t.Error("L did not switch to 中文")
 		}
-		run(m, key("space"), key("z"))
+		run(m, press("space"), press("z"))
 		if strings.Contains(ansi.Strip(m.Render()), "enter 结束") {
 			t.Error("presenter mode still shows the footer")
 		}
-		run(m, key("f"))
+		run(m, press("f"))
 		if m.screen != screenJoin {
 			t.Error("f did not bring the QR code back")
 		}
@@ -303,7 +318,7 @@ func TestRolesOnTheMap(t *testing.T) {
 		return map[string]string{"sh-a": "leader", "hz-a": "no quorum", "hz-b": "follower"}, nil
 	}
 	now := time.Now()
-	run(m, key("space"), tickMsg(now), tickMsg(now.Add(250*time.Millisecond)), tickMsg(now.Add(time.Second)))
+	run(m, press("space"), tickMsg(now), tickMsg(now.Add(250*time.Millisecond)), tickMsg(now.Add(time.Second)))
 	if calls != 1 {
 		t.Errorf("roles asked %d times in a second; want once (every %s)", calls, m.opts.RolesEvery)
 	}

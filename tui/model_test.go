@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,9 @@ func TestScreensGolden(t *testing.T) {
 
 func checkFits(t *testing.T, name, screen string, w, h int) {
 	t.Helper()
+	if m := regexp.MustCompile(`\b(key|audience|money|rto)\.[a-z.]+`).FindString(ansi.Strip(screen)); m != "" {
+		t.Errorf("%s shows %q: a text with no words for it", name, m)
+	}
 	lines := strings.Split(screen, "\n")
 	if len(lines) > h {
 		t.Errorf("%s: %d lines on a screen of %d", name, len(lines), h)

@@ -72,6 +72,7 @@ var words = map[string][2]string{ // key: {zh, en}
 	"key.lang":           {"中文/English", "中文/English"},
 	"key.finish":         {"结束并校验", "finish and verify"},
 	"key.quit":           {"恢复后退出", "heal, then quit"},
+	"key.quit.view":      {"退出", "quit"},
 	"key.help":           {"帮助", "help"},
 	"ok":                 {"正常", "ok"},
 	"cut":                {"已断", "cut"},

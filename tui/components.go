@@ -154,35 +154,53 @@ func chartLines(st styles, buckets []verify.Bucket, bucket time.Duration, window
 		}
 		return false
 	}
-	rows := make([][]string, h)
-	for i := range rows {
-		rows[i] = make([]string, 0, w)
+	// Each row is drawn in runs of one style: one Render a run, not a
+	// cell (the chart is most of a frame's cost).
+	type run struct {
+		style *lipgloss.Style
+		text  []rune
+	}
+	rows := make([][]run, h)
+	put := func(r int, style *lipgloss.Style, c rune) {
+		if n := len(rows[r]); n > 0 && rows[r][n-1].style == style {
+			rows[r][n-1].text = append(rows[r][n-1].text, c)
+			return
+		}
+		rows[r] = append(rows[r], run{style, []rune{c}})
 	}
 	threshold := 0.9 * baseline
 	for _, b := range buckets {
 		v := perSec(b) / top * float64(h*len(sparks))
-		style := st.ok
+		style := &st.ok
 		if inFault(b) {
-			style = st.warn
+			style = &st.warn
 		}
 		if baseline > 0 && perSec(b) < threshold {
-			style = st.bad
+			style = &st.bad
 		}
 		for r := range h {
 			level := int(v) - (h-1-r)*len(sparks) // eighths in this row
 			switch {
 			case level >= len(sparks):
-				rows[r] = append(rows[r], style.Render("█"))
+				put(r, style, '█')
 			case level > 0:
-				rows[r] = append(rows[r], style.Render(string(sparks[level-1])))
+				put(r, style, sparks[level-1])
 			default:
-				rows[r] = append(rows[r], " ")
+				put(r, nil, ' ')
 			}
 		}
 	}
 	out := make([]string, h)
 	for r := range rows {
-		out[r] = strings.Join(rows[r], "")
+		var b strings.Builder
+		for _, x := range rows[r] {
+			if x.style == nil {
+				b.WriteString(string(x.text))
+			} else {
+				b.WriteString(x.style.Render(string(x.text)))
+			}
+		}
+		out[r] = b.String()
 	}
 	return out
 }

@@ -105,6 +105,7 @@ type Model struct {
 	calcAt     time.Time
 	calcFaults string
 	calcWatch  Stopwatch
+	calcStart  time.Duration // the first fault's start, for calcWatch
 	calcRate   []verify.Bucket
 }
 
@@ -526,7 +527,16 @@ func (m *Model) analysis(sn Snapshot, bucket time.Duration) (Stopwatch, []verify
 	key := fmt.Sprint(len(sn.Ops) > 0, sn.Faults)
 	if time.Since(m.calcAt) >= time.Second || key != m.calcFaults || m.calcRate == nil {
 		m.calcAt, m.calcFaults = time.Now(), key
-		m.calcWatch, m.calcRate = sn.Stopwatch(), sn.Rate(bucket)
+		// A stopped watch is final (verify's rule holds for good once
+		// its hold has passed): it is not analysed again.
+		if !m.calcWatch.Stopped || len(sn.Faults) == 0 || sn.Faults[0].Start != m.calcStart {
+			m.calcWatch = sn.Stopwatch()
+			if len(sn.Faults) > 0 {
+				m.calcStart = sn.Faults[0].Start
+			}
+		}
+		// The chart shows at most a screen's width of buckets.
+		m.calcRate = sn.RateSince(sn.Now-time.Duration(m.w+2)*bucket, bucket)
 	}
 	w := m.calcWatch
 	if w.Started && !w.Stopped && len(sn.Faults) > 0 {

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -120,11 +121,17 @@ func (s *Scoreboard) Stopwatch() Stopwatch { return s.Snapshot().Stopwatch() }
 
 // Stopwatch reads the stopwatch from the snapshot's operations, with
 // [verify.AnalyzeRTO] and the options the drill's report uses.
+//
+// Only the operations from analysisLead before the first fault on are
+// analysed: the pre-fault rate is taken over the 5 s before it, and all the
+// rest comes after. The cost so stays that of the fault's own history, not
+// of a stage that ran for half an hour before the cut (docs/benchmarks.md).
 func (sn Snapshot) Stopwatch() Stopwatch {
-	ops, faults, now := sn.Ops, sn.Faults, sn.Now
+	faults, now := sn.Faults, sn.Now
 	if len(faults) == 0 {
 		return Stopwatch{}
 	}
+	ops := sn.since(faults[0].Start - analysisLead)
 	// The watch starts when the fault is in force, even before the
 	// analysis has an operation after it.
 	w := Stopwatch{Started: true, Elapsed: max(now-faults[0].Start, 0)}
@@ -148,6 +155,30 @@ func (s *Scoreboard) Rate(bucket time.Duration) []verify.Bucket { return s.Snaps
 
 // Rate is the snapshot's rate timeline.
 func (sn Snapshot) Rate(bucket time.Duration) []verify.Bucket { return verify.Timeline(sn.Ops, bucket) }
+
+// RateSince is the rate timeline from the bucket after from on: what a
+// chart of the last few minutes draws, at the cost of those minutes.
+func (sn Snapshot) RateSince(from, bucket time.Duration) []verify.Bucket {
+	rate := verify.Timeline(sn.since(from), bucket)
+	// The first bucket may lack operations that completed before from.
+	for len(rate) > 0 && rate[0].Start < from+bucket && from > 0 {
+		rate = rate[1:]
+	}
+	return rate
+}
+
+// analysisLead is how long before the first fault the stopwatch's
+// analysis starts: verify's pre-fault window (5 s), and a margin.
+const analysisLead = verify.DefaultBaseline + 10*time.Second
+
+// since returns the operations completed at from or later. Operations are
+// added in about the order they complete (a few milliseconds apart at
+// most), so a binary search on Complete finds where they start; the
+// callers' margins absorb the disorder.
+func (sn Snapshot) since(from time.Duration) []verify.Op {
+	i := sort.Search(len(sn.Ops), func(i int) bool { return sn.Ops[i].Complete >= from })
+	return sn.Ops[i:]
+}
 
 // Faults returns the fault windows so far; End is 0 while in force.
 func (s *Scoreboard) Faults() []verify.FaultWindow {

@@ -83,7 +83,12 @@ type Audience struct {
 // Audience asks the gateway, over the management network, what the hall
 // did.
 func (c *SessionController) Audience(ctx context.Context) (Audience, error) {
-	l := c.Session.Lab()
+	return HallOf(ctx, c.Session.Lab())
+}
+
+// HallOf asks a lab's gateway, over the management network, what the hall
+// did: one request.
+func HallOf(ctx context.Context, l *lab.Lab) (Audience, error) {
 	if l.Gateway == nil || !l.Gateway.MgmtIP.IsValid() {
 		return Audience{}, fmt.Errorf("tui: lab %s has no gateway on its management network", l.Name)
 	}
@@ -94,11 +99,16 @@ func (c *SessionController) Audience(ctx context.Context) (Audience, error) {
 	return Audience{Opened: s.Opened, Switched: s.Switched, Transfers: s.Transfers}, nil
 }
 
-// Roles asks every DC's node, over the management network (never cut),
-// what its ledger member is: "leader", "follower", "no quorum", or
-// "unreachable" when the node does not answer (powered off, frozen).
+// Roles asks what every DC's ledger member is ([RolesOf]).
 func (c *SessionController) Roles(ctx context.Context) (map[string]string, error) {
-	l := c.Session.Lab()
+	return RolesOf(ctx, c.Session.Lab())
+}
+
+// RolesOf asks every DC's node of a lab, over the management network
+// (never cut), what its ledger member is: "leader", "follower", "no
+// quorum", or "unreachable" when the node does not answer (powered off,
+// frozen). One health request per DC, all at once.
+func RolesOf(ctx context.Context, l *lab.Lab) (map[string]string, error) {
 	roles := make(map[string]string, len(l.DCs))
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -35,11 +35,15 @@ type RTOOptions struct {
 	HealWatch time.Duration `json:"heal_watch_ns"`
 }
 
+// DefaultBaseline is how far back from a fault its pre-fault rate is
+// taken by default.
+const DefaultBaseline = 5 * time.Second
+
 // DefaultRTOOptions are the options the zero [RTOOptions] stands for.
 var DefaultRTOOptions = RTOOptions{
 	Bucket:    100 * time.Millisecond,
 	Window:    time.Second,
-	Baseline:  5 * time.Second,
+	Baseline:  DefaultBaseline,
 	Threshold: 0.9,
 	Hold:      5 * time.Second,
 	HealWatch: 10 * time.Second,
@@ -287,15 +291,18 @@ func AnalyzeRTO(ops []Op, faults []FaultWindow, opt RTOOptions) RTOReport {
 type rtoHistory struct {
 	commits    []time.Duration // ok transfer completions, sorted
 	start, end time.Duration   // first transfer invocation, last completion
-	users      map[int][]Op    // transfers by user, in order of completion
+	users      map[int][]*Op   // transfers by user, in order of completion
 	userIDs    []int
-	transfers  []Op // sorted by invocation
+	transfers  []*Op // sorted by invocation
 }
 
 func newRTOHistory(ops []Op) *rtoHistory {
-	h := &rtoHistory{users: map[int][]Op{}}
+	// It points into ops rather than copying them: an Op is large, and
+	// the dashboard builds this once a second.
+	h := &rtoHistory{users: map[int][]*Op{}, transfers: make([]*Op, 0, len(ops))}
 	first := true
-	for _, op := range ops {
+	for i := range ops {
+		op := &ops[i]
 		if op.Kind != KindTransfer {
 			continue
 		}
@@ -313,9 +320,9 @@ func newRTOHistory(ops []Op) *rtoHistory {
 		h.users[op.User] = append(h.users[op.User], op)
 	}
 	slices.Sort(h.commits)
-	slices.SortStableFunc(h.transfers, func(a, b Op) int { return cmp.Compare(a.Invoke, b.Invoke) })
+	slices.SortStableFunc(h.transfers, func(a, b *Op) int { return cmp.Compare(a.Invoke, b.Invoke) })
 	for u, l := range h.users {
-		slices.SortStableFunc(l, func(a, b Op) int {
+		slices.SortStableFunc(l, func(a, b *Op) int {
 			return cmp.Or(cmp.Compare(a.Complete, b.Complete), cmp.Compare(a.Invoke, b.Invoke))
 		})
 		h.userIDs = append(h.userIDs, u)
@@ -521,7 +528,7 @@ func (h *rtoHistory) gaps(t, horizon time.Duration) (at, longest Gap) {
 }
 
 // home is the user's home DC as it was before t.
-func home(l []Op, t time.Duration) string {
+func home(l []*Op, t time.Duration) string {
 	dc := ""
 	for _, op := range l {
 		if op.HomeDC == "" {

@@ -87,10 +87,13 @@ type audience struct {
 	acked    map[string]bool   // "from/key" of transfers acknowledged
 	keys     map[string]bool   // "from/key" of every transfer invoked since reset
 	dropNth  int               // tests: the transfer (by distinct key) to drop, 0 for none
+	max      int               // accounts the hall may open
+	opening  int               // openings admitted and not answered yet
 }
 
-func newAudience(dropNth int) *audience {
-	return &audience{base: time.Now(), accounts: map[string]string{}, acked: map[string]bool{}, keys: map[string]bool{}, dropNth: dropNth}
+func newAudience(dropNth, max int) *audience {
+	return &audience{base: time.Now(), accounts: map[string]string{}, acked: map[string]bool{}, keys: map[string]bool{},
+		dropNth: dropNth, max: max}
 }
 
 // recorded wraps the public handlers of openings and transfers: requests
@@ -98,12 +101,12 @@ func newAudience(dropNth int) *audience {
 func (g *gateway) recorded(kind string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		client := r.Header.Get(HeaderClient)
-		if client == ClientLoad {
+		if client == ClientLoad && g.trusted(r) {
 			next(w, r)
 			return
 		}
 		if client != ClientPage {
-			client = ClientAPI
+			client = ClientAPI // a stranger saying "load" is a stranger
 		}
 		a := g.aud
 		a.gate.RLock()
@@ -122,10 +125,17 @@ func (g *gateway) recorded(kind string, next http.HandlerFunc) http.HandlerFunc 
 				op.To, op.AmountFen, op.Key = req.To, req.AmountFen, req.Key
 			}
 		}
-		drop, why := a.admit(op)
+		drop, status, why := a.admit(op)
 		if why != "" {
-			writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: why})
+			er := ErrorResponse{Error: why}
+			if status == http.StatusForbidden {
+				er.Field = "accounts" // the hall is full
+			}
+			writeJSON(w, status, er)
 			return
+		}
+		if op.Kind == verify.KindOpen {
+			defer a.opened()
 		}
 		op.Invoke = time.Since(a.base)
 		rec := &captureWriter{ResponseWriter: w}
@@ -143,22 +153,37 @@ func (g *gateway) recorded(kind string, next http.HandlerFunc) http.HandlerFunc 
 	}
 }
 
-// admit says whether a request may go on: why is not empty when the record
-// is closed or full; drop is the test switch's verdict on a transfer.
-func (a *audience) admit(op verify.Op) (drop bool, why string) {
+// admit says whether a request may go on: why is not empty (with the
+// status to answer) when the record is closed or full, or the hall has
+// opened its share of accounts; drop is the test switch's verdict on a
+// transfer. An admitted opening counts against the cap until [audience.opened].
+func (a *audience) admit(op verify.Op) (drop bool, status int, why string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
 	case a.frozen:
-		return false, "the drill is being verified: transfers are closed for a moment; retry"
+		return false, http.StatusServiceUnavailable, "the drill is being verified: transfers are closed for a moment; retry"
 	case len(a.ops) >= MaxAudienceOps:
-		return false, fmt.Sprintf("the gateway's audience record is full (%d operations): nothing was applied", MaxAudienceOps)
+		return false, http.StatusServiceUnavailable, fmt.Sprintf("the gateway's audience record is full (%d operations): nothing was applied", MaxAudienceOps)
+	case op.Kind == verify.KindOpen && len(a.accounts)+a.opening >= a.max:
+		return false, http.StatusForbidden, fmt.Sprintf("the hall is full: %d accounts have been opened from phones, the most this drill takes; nothing was opened", a.max)
+	}
+	if op.Kind == verify.KindOpen {
+		a.opening++
 	}
 	if k := op.From + "/" + op.Key; op.Kind == verify.KindTransfer && !a.keys[k] {
 		a.keys[k] = true
-		return len(a.keys) == a.dropNth, ""
+		return len(a.keys) == a.dropNth, 0, ""
 	}
-	return false, ""
+	return false, 0, ""
+}
+
+// opened ends an admitted opening: from now on the record's accounts
+// count it, if it succeeded.
+func (a *audience) opened() {
+	a.mu.Lock()
+	a.opening--
+	a.mu.Unlock()
 }
 
 // cityOf is the home city of an account opened by op, "" for a transfer.
@@ -182,10 +207,9 @@ func (a *audience) add(op verify.Op, city string) {
 	}
 }
 
-// settle sets an op's outcome from the answer the gateway gave: 2xx is
-// ok; a 4xx, or a 503 that does not say the outcome is unknown, promised
-// that nothing was applied; anything else, or a caller gone before the
-// answer, may have been applied.
+// settle sets an op's outcome from the answer the gateway gave, by
+// [verify.Classify] as the load's are; a caller gone before the answer may
+// have had it applied.
 func settle(op *verify.Op, status int, body []byte, gone bool) {
 	op.Status = status
 	switch {
@@ -212,11 +236,7 @@ func settle(op *verify.Op, status int, body []byte, gone bool) {
 		var er ErrorResponse
 		json.Unmarshal(body, &er)
 		op.Error, op.ServedBy, op.State = er.Error, er.ServedBy, er.State
-		if status >= 400 && status < 500 || status == http.StatusServiceUnavailable && !er.Unknown && op.Kind == verify.KindTransfer {
-			op.Outcome = verify.Fail
-		} else {
-			op.Outcome = verify.Unknown
-		}
+		op.Outcome = verify.Classify(status, nil, er.Unknown) // as the load classifies its own
 	}
 }
 
@@ -287,6 +307,7 @@ func (g *gateway) writeRecord(w http.ResponseWriter) {
 	for i := range ops {
 		enc.Encode(&ops[i])
 	}
+	fmt.Fprintf(bw, "{\"end\":{\"ops\":%d}}\n", len(ops)) // the record is whole
 	bw.Flush()
 }
 

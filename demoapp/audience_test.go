@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -46,7 +47,8 @@ func TestAudienceRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGateway(GatewayConfig{Topology: topo, Peers: peers, DropAudience: 5})
+	// The test's requests come from loopback: that is the lab's host here.
+	g := newGateway(GatewayConfig{Topology: topo, Peers: peers, DropAudience: 5, Trusted: netip.MustParseAddr("127.0.0.1")})
 	calls := 0
 	open, transfer := fakeNodes(&calls)
 	mux := http.NewServeMux()

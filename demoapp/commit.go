@@ -280,7 +280,7 @@ func (w *writer) attempt(batch []*commitReq, useCache, fromCache bool) (conflict
 		if err != nil {
 			// Refused before it was proposed: nothing applied. Otherwise
 			// (a timeout) it may have been: the client retries the key.
-			if errors.Is(err, rpctypes.ErrNoLeader) {
+			if errors.Is(err, rpctypes.ErrNoLeader) || isNoSpace(err) {
 				w.fail(batch, l.unavailable(err))
 			} else {
 				w.fail(batch, fmt.Errorf("%w: %v", ErrUnknownResult, err))

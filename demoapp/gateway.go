@@ -11,13 +11,16 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fibercut/fibercut/lab"
+	"golang.org/x/net/netutil"
+
+	"github.com/fibercut/fibercut/nodeapi"
 	"github.com/fibercut/fibercut/topology"
 	"github.com/fibercut/fibercut/verify"
 )
@@ -33,14 +36,21 @@ type GatewayConfig struct {
 	Peers    []Peer
 	// Listen is the address to serve on; ":8080" by default.
 	Listen string
-	// NodePort is where the DCs' nodes listen; lab.NodePort by default.
+	// NodePort is where the DCs' nodes listen; nodeapi.NodePort by default.
 	NodePort int
 	// Record is the address (the gateway's management address and
-	// lab.GatewayRecordPort) the audience record is served on; "" serves
+	// nodeapi.GatewayRecordPort) the audience record is served on; "" serves
 	// it nowhere. Never the public port.
 	Record string
 	// DropAudience is the test switch [EnvTestDropAudience]; 0 is off.
 	DropAudience int
+	// Trusted is the lab's host as the gateway sees it (the WAN bridge's
+	// address): not rate-limited, and the only one whose requests may say
+	// they are the load's or ask for commits without batching.
+	Trusted netip.Addr
+	// AudienceMax bounds the accounts the hall opens per drill;
+	// DefaultAudienceMax when 0.
+	AudienceMax int
 }
 
 // gateway maps each user to a home DC (the unit), forwards the user's
@@ -58,7 +68,8 @@ type gateway struct {
 	mu    sync.Mutex
 	users map[string]*user
 
-	aud *audience
+	aud              *audience
+	opens, transfers *limiter
 }
 
 // user is what the gateway knows of an account.
@@ -72,13 +83,14 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) error {
 	g := newGateway(cfg)
 	listen := cfg.Listen
 	if listen == "" {
-		listen = ":" + strconv.Itoa(lab.GatewayPort)
+		listen = ":" + strconv.Itoa(nodeapi.GatewayPort)
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("demoapp: gateway listen: %w", err)
 	}
-	srv := &http.Server{Handler: g.routes(), ReadHeaderTimeout: 5 * time.Second}
+	srv := hardened(g.routes())
+	ln = netutil.LimitListener(ln, MaxGatewayConns)
 	go g.watch(ctx)
 	if cfg.Record != "" {
 		go func() {
@@ -105,14 +117,25 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) error {
 
 func newGateway(cfg GatewayConfig) *gateway {
 	if cfg.NodePort == 0 {
-		cfg.NodePort = lab.NodePort
+		cfg.NodePort = nodeapi.NodePort
 	}
-	g := &gateway{cfg: cfg, dcs: cfg.Peers, users: map[string]*user{}, aud: newAudience(cfg.DropAudience), client: &http.Client{Transport: &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
-		MaxIdleConnsPerHost: 512,
-		IdleConnTimeout:     30 * time.Second,
-	}}}
+	if cfg.AudienceMax <= 0 {
+		cfg.AudienceMax = DefaultAudienceMax
+	}
+	g := &gateway{cfg: cfg, dcs: cfg.Peers, users: map[string]*user{}, aud: newAudience(cfg.DropAudience, cfg.AudienceMax),
+		opens: newLimiter(OpensPerSecond, OpensBurst), transfers: newLimiter(TransfersPerSecond, TransfersBurst),
+		client: &http.Client{
+			Transport: &http.Transport{
+				Proxy:               nil,
+				DialContext:         (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
+				MaxIdleConnsPerHost: 512,
+				IdleConnTimeout:     30 * time.Second,
+			},
+			// The gateway speaks the public API to the nodes and
+			// nothing else: an answer that points elsewhere is passed on,
+			// never followed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}}
 	// Units: each DC appears as often as its weight.
 	for _, p := range cfg.Peers {
 		w := 1
@@ -129,22 +152,22 @@ func newGateway(cfg GatewayConfig) *gateway {
 
 func (g *gateway) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+lab.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+nodeapi.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		// The gateway is ready when it sees a DC that can commit: only
 		// then can users be served.
-		h := lab.Health{Lab: g.cfg.Lab, DC: GatewayName, Version: g.cfg.Version, Ledger: "no datacenter can commit"}
+		h := nodeapi.Health{Lab: g.cfg.Lab, DC: GatewayName, Version: g.cfg.Version, Ledger: "no datacenter can commit"}
 		for _, p := range g.dcs {
 			if g.healthy(p.DC) {
-				h.Ledger = lab.LedgerOK
+				h.Ledger = nodeapi.LedgerOK
 				break
 			}
 		}
 		writeJSON(w, http.StatusOK, h)
 	})
 	mux.HandleFunc("GET /api/status", g.status)
-	mux.HandleFunc("POST /api/accounts", g.recorded(verify.KindOpen, g.open))
+	mux.HandleFunc("POST /api/accounts", g.limited(g.opens, "account openings", g.recorded(verify.KindOpen, g.open)))
 	mux.HandleFunc("GET /api/accounts/{id}", g.forward)
-	mux.HandleFunc("POST /api/accounts/{id}/transfers", g.recorded(verify.KindTransfer, g.forward))
+	mux.HandleFunc("POST /api/accounts/{id}/transfers", g.limited(g.transfers, "transfers", g.recorded(verify.KindTransfer, g.forward)))
 	mux.Handle("/", WebHandler())
 	return mux
 }
@@ -165,7 +188,7 @@ func (g *gateway) watch(ctx context.Context) {
 			wg.Go(func() {
 				cctx, cancel := context.WithTimeout(ctx, 2*healthInterval)
 				defer cancel()
-				err := lab.ProbeHealthAt(cctx, netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)), g.cfg.Lab, p.DC)
+				err := nodeapi.ProbeHealthAt(cctx, netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)), g.cfg.Lab, p.DC)
 				mu.Lock()
 				m[p.DC] = err == nil
 				mu.Unlock()
@@ -206,18 +229,37 @@ func (g *gateway) status(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// upstream is the node's path for a public request: built from the
+// route and the validated, escaped id, never from the path the client
+// sent (which may hold "..", escaped slashes or a query).
+func upstream(r *http.Request) string {
+	id := r.PathValue("id")
+	switch {
+	case id == "":
+		return "/api/accounts"
+	case r.Method == http.MethodGet:
+		return "/api/accounts/" + url.PathEscape(id)
+	default:
+		return "/api/accounts/" + url.PathEscape(id) + "/transfers"
+	}
+}
+
 // send forwards a request to a DC's node and returns status and body. A
 // transport error or timeout means the DC did not answer.
 func (g *gateway) send(ctx context.Context, dc string, r *http.Request, body []byte, timeout time.Duration) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	p := g.peer(dc)
-	url := "http://" + netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)).String() + r.URL.Path
-	req, err := http.NewRequestWithContext(ctx, r.Method, url, bytes.NewReader(body))
+	u := "http://" + netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)).String() + upstream(r)
+	req, err := http.NewRequestWithContext(ctx, r.Method, u, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	for _, h := range []string{"Authorization", "Content-Type", headerBatch} {
+	headers := []string{"Authorization", "Content-Type"}
+	if g.trusted(r) {
+		headers = append(headers, headerBatch) // only the lab's host measures without batching
+	}
+	for _, h := range headers {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
@@ -264,9 +306,7 @@ func (g *gateway) open(w http.ResponseWriter, r *http.Request) {
 		}
 		var a Account
 		if status == http.StatusCreated && json.Unmarshal(body, &a) == nil {
-			g.mu.Lock()
-			g.users[a.ID] = &user{home: a.HomeDC, homeCity: a.HomeCity, serving: a.HomeDC}
-			g.mu.Unlock()
+			g.remember(a.ID, &user{home: a.HomeDC, homeCity: a.HomeCity, serving: a.HomeDC})
 		}
 		g.reply(w, status, body, StateServing)
 		return
@@ -274,38 +314,50 @@ func (g *gateway) open(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no datacenter can open accounts right now; retry", State: StateSwitching})
 }
 
-// lookup returns what the gateway knows of an account, learning it from any
-// healthy DC when the gateway has not seen it yet (after a restart).
-func (g *gateway) lookup(ctx context.Context, r *http.Request, id string) *user {
+// remember keeps what the gateway knows of an account, up to
+// maxGatewayUsers accounts (past it, accounts are looked up on each call).
+func (g *gateway) remember(id string, u *user) *user {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if old, ok := g.users[id]; ok {
+		return old
+	}
+	if len(g.users) < maxGatewayUsers {
+		g.users[id] = u
+	}
+	return u
+}
+
+// lookup returns what the gateway knows of an account, learning it from
+// a healthy DC when the gateway has not seen it yet (after a restart).
+// Any DC's ledger holds every account, so one that answers decides: when
+// it answers something other than the account (404, 401, 403), that
+// answer is returned for the caller to pass on, and u is nil. u and the
+// answer are both empty when no DC answered.
+func (g *gateway) lookup(ctx context.Context, r *http.Request, id string) (u *user, status int, body []byte) {
 	g.mu.Lock()
 	u, ok := g.users[id]
 	g.mu.Unlock()
 	if ok {
-		return u
+		return u, 0, nil
 	}
 	probe := r.Clone(ctx)
 	probe.Method = http.MethodGet
-	probe.URL.Path = "/api/accounts/" + id
 	for _, p := range g.dcs {
 		if !g.healthy(p.DC) {
 			continue
 		}
-		status, body, err := g.send(ctx, p.DC, probe, nil, attemptTimeout)
+		st, b, err := g.send(ctx, p.DC, probe, nil, attemptTimeout)
+		if err != nil || st == http.StatusServiceUnavailable {
+			continue // this DC cannot say: ask the next
+		}
 		var a Account
-		if err != nil || status != http.StatusOK || json.Unmarshal(body, &a) != nil {
-			continue
+		if st != http.StatusOK || json.Unmarshal(b, &a) != nil {
+			return nil, st, b
 		}
-		u = &user{home: a.HomeDC, homeCity: a.HomeCity, serving: a.HomeDC}
-		g.mu.Lock()
-		if old, ok := g.users[id]; ok {
-			u = old
-		} else {
-			g.users[id] = u
-		}
-		g.mu.Unlock()
-		return u
+		return g.remember(id, &user{home: a.HomeDC, homeCity: a.HomeCity, serving: a.HomeDC}), 0, nil
 	}
-	return nil
+	return nil, 0, nil
 }
 
 // rehome moves a user whose serving DC failed to a healthy DC, preferring
@@ -353,16 +405,16 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	u := g.lookup(r.Context(), r, id)
-	if u == nil {
-		// Unknown to every healthy DC, or none is healthy: ask any DC
-		// for its definite answer (404, 401, ...) or report switching.
-		for _, p := range g.dcs {
-			if status, b, err := g.send(r.Context(), p.DC, r, body, attemptTimeout); err == nil && status != http.StatusServiceUnavailable {
-				g.reply(w, status, b, "")
-				return
-			}
-		}
+	if !ValidAccountID(id) {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: fmt.Sprintf("id: %q is not an account id: 6-24 lowercase letters and digits 2-9", id), Field: "id"})
+		return
+	}
+	u, status, answer := g.lookup(r.Context(), r, id)
+	switch {
+	case u == nil && status != 0:
+		g.reply(w, status, answer, "") // the ledger's definite answer: 404, 401, 403
+		return
+	case u == nil:
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no datacenter answers right now; retry", State: StateSwitching})
 		return
 	}
@@ -374,8 +426,8 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
 	var lastBody []byte
 	// uncertain: an attempt got no answer, or was told its outcome is
 	// unknown, so it may have committed: the final answer must not claim
-	// that nothing was applied.
-	uncertain := false
+	// that nothing was applied. sent: an attempt went out at all.
+	uncertain, sent := false, false
 	for attempt := 0; attempt < 16; attempt++ {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -392,6 +444,7 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 		}
+		sent = true
 		status, b, err := g.send(r.Context(), dc, r, body, min(attemptTimeout, left))
 		if r.Context().Err() != nil {
 			return // the user went away
@@ -423,7 +476,7 @@ func (g *gateway) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "容灾切换中 / switching datacenter: no datacenter answered in time; retry with the same key",
-		State: StateSwitching, Unknown: r.Method == http.MethodPost && (uncertain || lastStatus == 0)})
+		State: StateSwitching, Unknown: r.Method == http.MethodPost && sent && (uncertain || lastStatus == 0)})
 }
 
 // reply passes a node's JSON answer on, with the serving state set.

@@ -144,8 +144,15 @@ func TestLabTransfers(t *testing.T) {
 	if x.BalanceFen != 100_000_000 || x.State != demoapp.StateServing || x.HomeDC == "" || x.HomeDC != x.ServedBy {
 		t.Fatalf("opened %+v", x)
 	}
-	if x.HomeDC == y.HomeDC {
-		t.Errorf("two users homed in the same DC %s: the gateway does not spread users", x.HomeDC)
+	// Users are spread over the units, skipping DCs the gateway's health
+	// view has as down for the moment: a few openings land in more than
+	// one DC, whatever a health probe said just then.
+	homes := map[string]bool{x.HomeDC: true, y.HomeDC: true}
+	for range 8 {
+		homes[a.open().HomeDC] = true
+	}
+	if len(homes) < 2 {
+		t.Errorf("ten users all homed in %v: the gateway does not spread users", homes)
 	}
 
 	status, tr, raw := a.transfer(x, demoapp.TransferRequest{To: y.ID, AmountFen: 12_34, Key: "first"})
@@ -173,7 +180,8 @@ func TestLabTransfers(t *testing.T) {
 		{"string", x.Token, `{"to":"` + y.ID + `","amount_fen":"100","key":"b4"}`, 400, "amount_fen"},
 		{"overflow", x.Token, `{"to":"` + y.ID + `","amount_fen":99999999999999999999,"key":"b5"}`, 400, "amount_fen"},
 		{"to oneself", x.Token, `{"to":"` + x.ID + `","amount_fen":1,"key":"b6"}`, 400, "to"},
-		{"unknown recipient", x.Token, `{"to":"nobody","amount_fen":1,"key":"b7"}`, 404, "to"},
+		{"unknown recipient", x.Token, `{"to":"zzzzzzzzzzzz","amount_fen":1,"key":"b7"}`, 404, "to"},
+		{"recipient not an id", x.Token, `{"to":"../x","amount_fen":1,"key":"b7b"}`, 400, "to"},
 		{"insufficient funds", x.Token, `{"to":"` + y.ID + `","amount_fen":100000000000,"key":"b8"}`, 409, "amount_fen"},
 		{"missing token", "", `{"to":"` + y.ID + `","amount_fen":1,"key":"b9"}`, 401, "Authorization"},
 		{"someone else's token", y.Token, `{"to":"` + y.ID + `","amount_fen":1,"key":"b10"}`, 403, ""},
@@ -187,8 +195,18 @@ func TestLabTransfers(t *testing.T) {
 		}
 	}
 	var er demoapp.ErrorResponse
-	if status, raw := a.do("GET", "/api/accounts/nobody", x.Token, nil, &er); status != 404 {
+	if status, raw := a.do("GET", "/api/accounts/zzzzzzzzzzzz", x.Token, nil, &er); status != 404 {
 		t.Errorf("read unknown account: %d %s", status, raw)
+	}
+	// Paths that are not the public API's reach nothing behind the
+	// gateway: an escaped traversal to the nodes' internal endpoint (which
+	// once was followed through a redirect and committed), other ids.
+	body := fmt.Sprintf(`{"from":%q,"token":%q,"transfer":{"to":%q,"amount_fen":7,"key":"sneak"},"batch":true,"to":%q,"amount_fen":7,"key":"sneak"}`, x.ID, x.Token, y.ID, y.ID)
+	for _, path := range []string{"/api/accounts/..%2F..%2Finternal%2Fcommit%3F/transfers", "/api/accounts/%2E%2E/transfers",
+		"/api/accounts/" + x.ID + "%2F..%2F" + y.ID + "/transfers", "/api/accounts/NOBODY/transfers"} {
+		if status, raw := a.do("POST", path, x.Token, json.RawMessage(body), nil); status/100 != 4 {
+			t.Errorf("POST %s through the gateway: %d %s; want a 4xx, nothing committed", path, status, raw)
+		}
 	}
 	if got := a.balance(x); got != 100_000_000-1234 {
 		t.Errorf("payer balance after rejected transfers = %d, want %d", got, 100_000_000-1234)
@@ -197,8 +215,8 @@ func TestLabTransfers(t *testing.T) {
 		t.Errorf("recipient balance after rejected transfers = %d", got)
 	}
 
-	// The nodes' internal endpoint, reached straight over the WAN, asks
-	// for the payer's token as the public API does.
+	// The nodes' internal endpoint answers only the other DCs: from the
+	// host, straight over the WAN, it refuses whatever the token.
 	internal := func(token string) (int, string) {
 		body := fmt.Sprintf(`{"from":%q,"token":%q,"transfer":{"to":%q,"amount_fen":1,"key":"inside"},"batch":true}`, x.ID, token, y.ID)
 		resp, err := http.Post("http://"+netip.AddrPortFrom(l.DCs[0].WANIP, lab.NodePort).String()+"/internal/commit", "application/json", strings.NewReader(body))
@@ -212,19 +230,13 @@ func TestLabTransfers(t *testing.T) {
 	for _, c := range []struct {
 		name, token string
 		want        int
-	}{{"no token", "", http.StatusUnauthorized}, {"someone else's token", y.Token, http.StatusForbidden}} {
+	}{{"no token", "", http.StatusForbidden}, {"someone else's token", y.Token, http.StatusForbidden}, {"the payer's token", x.Token, http.StatusForbidden}} {
 		if status, raw := internal(c.token); status != c.want {
 			t.Errorf("internal commit with %s: %d %s; want %d", c.name, status, raw, c.want)
 		}
 	}
 	if got := a.balance(x); got != 100_000_000-1234 {
-		t.Errorf("payer balance after internal commits without the token = %d, want %d", got, 100_000_000-1234)
-	}
-	if status, raw := internal(x.Token); status != http.StatusOK {
-		t.Errorf("internal commit with the payer's token: %d %s", status, raw)
-	}
-	if got := a.balance(x); got != 100_000_000-1234-1 {
-		t.Errorf("payer balance after an internal commit with the token = %d, want %d", got, 100_000_000-1234-1)
+		t.Errorf("payer balance after bad paths and internal commits from the host = %d, want %d", got, 100_000_000-1234)
 	}
 }
 

@@ -1,6 +1,7 @@
 package demoapp
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,23 +15,28 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/fibercut/fibercut/ledgerkeys"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 )
 
-// Keys in the ledger's key space.
+// Keys in the ledger's key space: package ledgerkeys is their one
+// definition.
 const (
-	prefixAccount  = "acct/" // acct/<id>: accountRecord (JSON)
-	prefixBalance  = "bal/"  // bal/<id>: balance in fen, decimal
-	prefixTransfer = "xfer/" // xfer/<from>/<key>: Transfer (JSON)
+	prefixAccount  = ledgerkeys.Accounts  // acct/<id>: accountRecord (JSON)
+	prefixBalance  = ledgerkeys.Balances  // bal/<id>: balance in fen, decimal
+	prefixTransfer = ledgerkeys.Transfers // xfer/<from>/<key>: Transfer (JSON)
 )
 
 // Ports of a ledger member on its DC's WAN address.
@@ -47,6 +53,9 @@ var (
 	ErrKeyReused     = errors.New("idempotency key already used for another transfer")
 	ErrNoQuorum      = errors.New("ledger unavailable here: no quorum")
 	ErrUnknownResult = errors.New("transfer outcome unknown")
+	// ErrFull: the ledger's backend quota is reached (etcd's NOSPACE
+	// alarm); etcd refused the write, so nothing was applied.
+	ErrFull = errors.New("the ledger is full: its backend quota is reached")
 )
 
 // Peer is one ledger member: a DC and its WAN address.
@@ -58,10 +67,10 @@ type Peer struct {
 
 // TransferKey is the ledger key of a transfer: idempotency keys are scoped to
 // the account that pays.
-func TransferKey(from, key string) string { return prefixTransfer + from + "/" + key }
+func TransferKey(from, key string) string { return ledgerkeys.Transfer(from, key) }
 
 // BalanceKey is the ledger key of an account's balance.
-func BalanceKey(id string) string { return prefixBalance + id }
+func BalanceKey(id string) string { return ledgerkeys.Balance(id) }
 
 type accountRecord struct {
 	ID          string `json:"id"`
@@ -82,12 +91,26 @@ type LedgerConfig struct {
 	// Listen, when valid, is where the member listens instead of its WAN
 	// address (tests on loopback).
 	MaxBatch int // transfers per group commit; 1 disables batching
+	// QuotaBytes is the backend quota; DefaultQuotaBytes when 0.
+	QuotaBytes int64
 
 	// breakExtraFen, when not 0, is credited to every recipient on top of
 	// the amount: a deliberately broken ledger, for tests that prove the
 	// checker can fail. Set only through [EnvBreakLedger].
 	breakExtraFen int64
 }
+
+// The ledger's space: a lab's five members share one host's disk, and a
+// drill's ledger holds some 300 B per account and 270 B per transfer, so
+// 1 GiB holds millions of either between resets. A lab holds 5 of them.
+const (
+	DefaultQuotaBytes    = 1 << 30
+	AutoCompactRevisions = 10_000
+)
+
+// EnvLedgerQuota sets a node's backend quota in bytes (tests fill a small
+// one).
+const EnvLedgerQuota = "FIBERCUT_LEDGER_QUOTA"
 
 // EnvBreakLedger, set to "extra-fen" in a node's environment, breaks its
 // ledger on purpose: every transfer credits one fen more than it debits.
@@ -117,8 +140,12 @@ type Ledger struct {
 	view   atomic.Pointer[clusterView]
 	writer *writer
 
-	accounts sync.Map // id → accountRecord: accounts never change
+	// accounts caches account records (they never change while they
+	// exist); watchAccounts drops one when its key is deleted, as a ledger
+	// reset does, so that no record outlives the account it copies.
+	accounts sync.Map // id → accountRecord
 	nAcct    atomic.Int64
+	opens    chan *openReq // openings waiting for their group
 	stop     context.CancelFunc
 	done     chan struct{}
 }
@@ -141,7 +168,7 @@ func peerURL(a netip.Addr, port int) url.URL {
 // cluster or ctx is done. On a data directory that already holds a member
 // (after power-off), the member restarts from it.
 func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
-	l := &Ledger{cfg: cfg, done: make(chan struct{})}
+	l := &Ledger{cfg: cfg, done: make(chan struct{}), opens: make(chan *openReq, 4*maxOpenBatch)}
 	var initial string
 	for _, p := range cfg.Peers {
 		if p.DC == cfg.DC {
@@ -185,6 +212,14 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 	// entries a second) to catch up from the log: about 2 KB an entry,
 	// so some 100 MB per member at most.
 	ec.SnapshotCatchUpEntries = 50000
+	// The ledger must stay healthy for days of drills: old revisions are
+	// compacted (every 5 minutes, keeping the last AutoCompactRevisions),
+	// a reset is followed by a defrag (drill), and the backend has an
+	// explicit quota. Past it etcd raises NOSPACE: health says so and
+	// writes fail definitely (ErrFull).
+	ec.AutoCompactionMode = "revision"
+	ec.AutoCompactionRetention = strconv.Itoa(AutoCompactRevisions)
+	ec.QuotaBackendBytes = cmp.Or(cfg.QuotaBytes, DefaultQuotaBytes)
 	member, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("demoapp: start ledger member %s: %w", cfg.DC, err)
@@ -224,7 +259,39 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 	l.writer = newWriter(l, max(cfg.MaxBatch, 1))
 	go l.watchMembers(mctx)
 	go l.writer.run(mctx)
+	go l.watchAccounts(mctx)
+	go l.runOpener(mctx)
 	return l, nil
+}
+
+// watchAccounts drops cached account records whose key is deleted. When
+// the watch breaks (compaction, a restarted member), events may have been
+// missed: the whole cache is dropped before watching again.
+func (l *Ledger) watchAccounts(ctx context.Context) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(ctx)
+		for resp := range l.local.Watch(wctx, prefixAccount, clientv3.WithPrefix(), clientv3.WithFilterPut()) {
+			if resp.Err() != nil {
+				break
+			}
+			for _, ev := range resp.Events {
+				if _, ok := l.accounts.LoadAndDelete(strings.TrimPrefix(string(ev.Kv.Key), prefixAccount)); ok {
+					l.nAcct.Add(-1)
+				}
+			}
+		}
+		cancel()
+		l.accounts.Range(func(k, _ any) bool {
+			if _, ok := l.accounts.LoadAndDelete(k); ok {
+				l.nAcct.Add(-1)
+			}
+			return true
+		})
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Close stops the writer, the client and the member.
@@ -395,12 +462,41 @@ const (
 	commitTimeout = 1500 * time.Millisecond
 )
 
+// idAlphabet is what account ids are made of: no 0/o, 1/l/i.
+const idAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+
+// AccountIDLen is the length of new account ids: 31^12, about 2^59, so an
+// id is never drawn twice, across ledger resets too (a reused id would
+// meet tokens and caches of the account it belonged to before).
+const AccountIDLen = 12
+
+// ValidAccountID reports whether id can be an account id: 6 to 24
+// characters of idAlphabet (6 was the length before AccountIDLen). The
+// gateway and the nodes refuse any other before using it.
+func ValidAccountID(id string) bool {
+	if len(id) < 6 || len(id) > 24 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if strings.IndexByte(idAlphabet, id[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func randomID(n int) string {
-	const alphabet = "abcdefghjkmnpqrstuvwxyz23456789" // no 0/o, 1/l/i
-	b := make([]byte, n)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
+	// Rejection sampling keeps every character equally likely.
+	const limit = 256 - 256%len(idAlphabet)
+	b := make([]byte, 0, n)
+	buf := make([]byte, 2*n)
+	for len(b) < n {
+		rand.Read(buf)
+		for _, c := range buf {
+			if int(c) < limit && len(b) < n {
+				b = append(b, idAlphabet[int(c)%len(idAlphabet)])
+			}
+		}
 	}
 	return string(b)
 }
@@ -411,38 +507,136 @@ func tokenHash(token string) string {
 }
 
 // OpenAccount creates an account homed in this DC holding the initial
-// balance, and returns it with its secret token.
+// balance, and returns it with its token (shown once: the ledger keeps
+// only its hash). Openings are committed in groups, as transfers are: one
+// transaction creates every account that arrived while the last one was
+// in flight (a hall joining at once).
 func (l *Ledger) OpenAccount(ctx context.Context) (Account, error) {
 	tok := make([]byte, 16)
 	rand.Read(tok)
 	token := hex.EncodeToString(tok)
-	for range 5 {
-		id := randomID(6)
+	for range 3 {
+		id := randomID(AccountIDLen)
 		rec := accountRecord{ID: id, Name: "游客 Guest " + id, HomeDC: l.self.DC, HomeCity: l.self.City, TokenSHA256: tokenHash(token)}
-		b, _ := json.Marshal(rec)
-		cctx, cancel := callCtx(ctx, commitTimeout)
-		resp, err := l.local.Txn(cctx).
-			If(clientv3.Compare(clientv3.CreateRevision(prefixAccount+id), "=", 0)).
-			Then(clientv3.OpPut(prefixAccount+id, string(b)), clientv3.OpPut(BalanceKey(id), strconv.FormatInt(InitialBalanceFen, 10))).
-			Commit()
-		cancel()
+		req := &openReq{rec: rec, res: make(chan error, 1)}
+		select {
+		case l.opens <- req:
+		case <-ctx.Done():
+			return Account{}, l.unavailable(ctx.Err()) // never queued
+		}
+		var err error
+		select {
+		case err = <-req.res:
+		case <-ctx.Done():
+			return Account{}, l.unavailable(ctx.Err()) // an account no one holds the token of: harmless
+		}
+		if errors.Is(err, errIDTaken) {
+			continue // draw another
+		}
 		if err != nil {
-			return Account{}, l.unavailable(err)
+			return Account{}, err
 		}
-		if !resp.Succeeded {
-			continue // id taken: draw another
-		}
-		l.accounts.Store(id, rec)
+		l.cache(id, rec)
 		return Account{ID: id, Token: token, Name: rec.Name, HomeDC: rec.HomeDC, HomeCity: rec.HomeCity,
 			BalanceFen: InitialBalanceFen, ServedBy: l.self.DC, ServedCity: l.self.City}, nil
 	}
 	return Account{}, fmt.Errorf("demoapp: could not draw a free account id")
 }
 
+// openReq is one opening waiting for its group.
+type openReq struct {
+	rec accountRecord
+	res chan error
+}
+
+// errIDTaken: the id drawn is an account's already.
+var errIDTaken = errors.New("account id taken")
+
+// maxOpenBatch bounds the accounts one transaction creates.
+const maxOpenBatch = 256
+
+// runOpener commits the queued openings in groups: it takes what has
+// queued while the last transaction ran, up to maxOpenBatch, and creates
+// them all in one transaction guarded by "none of these ids exists".
+func (l *Ledger) runOpener(ctx context.Context) {
+	for {
+		var batch []*openReq
+		select {
+		case r := <-l.opens:
+			batch = append(batch, r)
+		case <-ctx.Done():
+			return
+		}
+	more:
+		for len(batch) < maxOpenBatch {
+			select {
+			case r := <-l.opens:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		l.openGroup(ctx, batch)
+	}
+}
+
+// openGroup creates a group of accounts at once; when an id of the group
+// is taken (the guard fails), each is tried alone, so that only that one
+// draws again.
+func (l *Ledger) openGroup(ctx context.Context, batch []*openReq) {
+	cmps := make([]clientv3.Cmp, 0, len(batch))
+	puts := make([]clientv3.Op, 0, 2*len(batch))
+	for _, r := range batch {
+		b, _ := json.Marshal(r.rec)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(prefixAccount+r.rec.ID), "=", 0))
+		puts = append(puts, clientv3.OpPut(prefixAccount+r.rec.ID, string(b)), clientv3.OpPut(BalanceKey(r.rec.ID), strconv.FormatInt(InitialBalanceFen, 10)))
+	}
+	cctx, cancel := callCtx(ctx, commitTimeout)
+	resp, err := l.local.Txn(cctx).If(cmps...).Then(puts...).Commit()
+	cancel()
+	switch {
+	case err != nil:
+		err = l.unavailable(err)
+		for _, r := range batch {
+			r.res <- err
+		}
+	case resp.Succeeded:
+		for _, r := range batch {
+			r.res <- nil
+		}
+	case len(batch) == 1:
+		batch[0].res <- errIDTaken
+	default:
+		for _, r := range batch {
+			l.openGroup(ctx, []*openReq{r})
+		}
+	}
+}
+
 // unavailable turns a ledger error into ErrNoQuorum: the caller may retry
-// elsewhere.
+// elsewhere; or into ErrFull when etcd refused it for want of space.
 func (l *Ledger) unavailable(err error) error {
+	if isNoSpace(err) {
+		return fmt.Errorf("%w (dc %s): %v", ErrFull, l.self.DC, err)
+	}
 	return fmt.Errorf("%w (dc %s): %v", ErrNoQuorum, l.self.DC, err)
+}
+
+// isNoSpace reports whether etcd refused a write because its backend is
+// full: it is refused before it is proposed, so nothing was applied.
+func isNoSpace(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace)
+}
+
+// Full reports whether this DC's member has raised the NOSPACE alarm:
+// every write is refused until the space is freed and the alarm disarmed.
+func (l *Ledger) Full() bool {
+	for _, a := range l.member.Server.Alarms() {
+		if a.Alarm == pb.AlarmType_NOSPACE {
+			return true
+		}
+	}
+	return false
 }
 
 // account returns an account's record, from the cache or the ledger.
@@ -463,10 +657,21 @@ func (l *Ledger) account(ctx context.Context, id string) (accountRecord, error) 
 	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
 		return accountRecord{}, fmt.Errorf("demoapp: account %s: %w", id, err)
 	}
-	if l.nAcct.Add(1) < 1_000_000 { // bound the cache
-		l.accounts.Store(id, rec)
-	}
+	l.cache(id, rec)
 	return rec, nil
+}
+
+// maxCachedAccounts bounds the account cache.
+const maxCachedAccounts = 1_000_000
+
+// cache keeps an account's record, up to maxCachedAccounts.
+func (l *Ledger) cache(id string, rec accountRecord) {
+	if l.nAcct.Load() >= maxCachedAccounts {
+		return
+	}
+	if _, loaded := l.accounts.LoadOrStore(id, rec); !loaded {
+		l.nAcct.Add(1)
+	}
 }
 
 // Authorize checks that token opens account id.

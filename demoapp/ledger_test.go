@@ -20,8 +20,9 @@ func startCluster(t testing.TB, base byte, maxBatch int) []*Ledger {
 	return startClusterOf(t, 3, base, maxBatch)
 }
 
-// startClusterOf is startCluster with n members.
-func startClusterOf(t testing.TB, n int, base byte, maxBatch int) []*Ledger {
+// startClusterOf is startCluster with n members; opts change each
+// member's configuration.
+func startClusterOf(t testing.TB, n int, base byte, maxBatch int, opts ...func(*LedgerConfig)) []*Ledger {
 	t.Helper()
 	var peers []Peer
 	for i := range n {
@@ -34,8 +35,11 @@ func startClusterOf(t testing.TB, n int, base byte, maxBatch int) []*Ledger {
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		wg.Go(func() {
-			ledgers[i], errs[i] = StartLedger(ctx, LedgerConfig{DC: p.DC, Dir: t.TempDir(), Token: "test", Peers: peers,
-				TickMS: 50, ElectionMS: 500, MaxBatch: maxBatch})
+			cfg := LedgerConfig{DC: p.DC, Dir: t.TempDir(), Token: "test", Peers: peers, TickMS: 50, ElectionMS: 500, MaxBatch: maxBatch}
+			for _, o := range opts {
+				o(&cfg)
+			}
+			ledgers[i], errs[i] = StartLedger(ctx, cfg)
 		})
 	}
 	wg.Wait()
@@ -200,18 +204,20 @@ func TestParseTransfer(t *testing.T) {
 	tests := []struct {
 		body, field string
 	}{
-		{`{"to":"abc","amount_fen":-5,"key":"k"}`, "amount_fen"},
-		{`{"to":"abc","amount_fen":0,"key":"k"}`, "amount_fen"},
-		{`{"to":"abc","amount_fen":1.5,"key":"k"}`, "amount_fen"},
-		{`{"to":"abc","amount_fen":1e3,"key":"k"}`, "amount_fen"},
-		{`{"to":"abc","amount_fen":"100","key":"k"}`, "amount_fen"},
-		{`{"to":"abc","amount_fen":9223372036854775808,"key":"k"}`, "amount_fen"},
-		{`{"to":"abc","key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","amount_fen":-5,"key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","amount_fen":0,"key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","amount_fen":1.5,"key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","amount_fen":1e3,"key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","amount_fen":"100","key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","amount_fen":9223372036854775808,"key":"k"}`, "amount_fen"},
+		{`{"to":"abcdefghjkmn","key":"k"}`, "amount_fen"},
 		{`{"to":"","amount_fen":1,"key":"k"}`, "to"},
 		{`{"to":5,"amount_fen":1,"key":"k"}`, "to"},
-		{`{"to":"abc","amount_fen":1,"key":""}`, "key"},
-		{`{"to":"abc","amount_fen":1,"key":"a b"}`, "key"},
-		{`{"to":"abc","amount_fen":1,"key":"k","memo":"x"}`, "memo"},
+		{`{"to":"abc","amount_fen":1,"key":"k"}`, "to"},
+		{`{"to":"../../internal","amount_fen":1,"key":"k"}`, "to"},
+		{`{"to":"abcdefghjkmn","amount_fen":1,"key":""}`, "key"},
+		{`{"to":"abcdefghjkmn","amount_fen":1,"key":"a b"}`, "key"},
+		{`{"to":"abcdefghjkmn","amount_fen":1,"key":"k","memo":"x"}`, "memo"},
 		{`[1,2]`, ""},
 		{`not json`, ""},
 	}
@@ -222,8 +228,8 @@ func TestParseTransfer(t *testing.T) {
 			t.Errorf("ParseTransfer(%s) = %v (field %q); want 400 naming %q", tt.body, err, fieldOf(ae), tt.field)
 		}
 	}
-	got, err := ParseTransfer([]byte(`{"to":"abc","amount_fen":9223372036854775807,"key":"k-1.x:y_z"}`))
-	if err != nil || got.AmountFen != 9223372036854775807 || got.To != "abc" {
+	got, err := ParseTransfer([]byte(`{"to":"abcdefghjkmn","amount_fen":9223372036854775807,"key":"k-1.x:y_z"}`))
+	if err != nil || got.AmountFen != 9223372036854775807 || got.To != "abcdefghjkmn" {
 		t.Errorf("ParseTransfer(max int64) = %+v, %v", got, err)
 	}
 }

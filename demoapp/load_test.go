@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -200,13 +201,17 @@ func runLoadIntoHistory(t *testing.T, ctx context.Context, cfg LoadConfig) (Load
 	}
 	cfg.History = w
 	stats, runErr := RunLoad(ctx, cfg)
-	// RunLoad flushed: the history is readable before Close.
-	h, ops, err := verify.ReadHistory(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatalf("read history: %v", err)
+	// RunLoad flushed: every op is readable before Close, which ends the
+	// history with its end record.
+	if _, ops, err := verify.ReadHistory(bytes.NewReader(buf.Bytes())); !errors.Is(err, verify.ErrTruncated) || int64(len(ops)) != stats.Ops() {
+		t.Fatalf("the flushed history before Close: %d ops, %v; want all %d and no end record yet", len(ops), err, stats.Ops())
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	h, ops, err := verify.ReadHistory(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatalf("read history: %v", err)
 	}
 	checkLoadHistory(t, ops, stats)
 	return stats, h, ops, runErr

@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/nodeapi"
 	"github.com/fibercut/fibercut/topology"
 )
 
@@ -42,15 +42,15 @@ type NodeConfig struct {
 // lab gives its containers.
 func NodeConfigFromEnv() (NodeConfig, error) {
 	cfg := NodeConfig{
-		Lab:     os.Getenv(lab.EnvLab),
-		DC:      os.Getenv(lab.EnvDC),
-		City:    os.Getenv(lab.EnvCity),
-		DataDir: os.Getenv(lab.EnvDataDir),
-		Listen:  ":" + strconv.Itoa(lab.NodePort),
+		Lab:     os.Getenv(nodeapi.EnvLab),
+		DC:      os.Getenv(nodeapi.EnvDC),
+		City:    os.Getenv(nodeapi.EnvCity),
+		DataDir: os.Getenv(nodeapi.EnvDataDir),
+		Listen:  ":" + strconv.Itoa(nodeapi.NodePort),
 	}
 	var missing []string
-	for _, kv := range [][2]string{{lab.EnvLab, cfg.Lab}, {lab.EnvDC, cfg.DC}, {lab.EnvCity, cfg.City},
-		{lab.EnvTopology, os.Getenv(lab.EnvTopology)}, {lab.EnvPeers, os.Getenv(lab.EnvPeers)}} {
+	for _, kv := range [][2]string{{nodeapi.EnvLab, cfg.Lab}, {nodeapi.EnvDC, cfg.DC}, {nodeapi.EnvCity, cfg.City},
+		{nodeapi.EnvTopology, os.Getenv(nodeapi.EnvTopology)}, {nodeapi.EnvPeers, os.Getenv(nodeapi.EnvPeers)}} {
 		if kv[1] == "" {
 			missing = append(missing, kv[0])
 		}
@@ -58,16 +58,16 @@ func NodeConfigFromEnv() (NodeConfig, error) {
 	if len(missing) > 0 {
 		return cfg, fmt.Errorf("demoapp: node environment lacks %v; `fibercut node` runs inside a lab container started by `fibercut lab up`", missing)
 	}
-	t, err := topology.Parse(lab.EnvTopology, []byte(os.Getenv(lab.EnvTopology)))
+	t, err := topology.Parse(nodeapi.EnvTopology, []byte(os.Getenv(nodeapi.EnvTopology)))
 	if err != nil {
 		return cfg, fmt.Errorf("demoapp: %w", err)
 	}
 	cfg.Topology = t
-	if cfg.Peers, err = ParsePeers(os.Getenv(lab.EnvPeers), t); err != nil {
+	if cfg.Peers, err = ParsePeers(os.Getenv(nodeapi.EnvPeers), t); err != nil {
 		return cfg, err
 	}
 	if cfg.DataDir == "" {
-		cfg.DataDir = lab.DataDir
+		cfg.DataDir = nodeapi.DataDir
 	}
 	return cfg, nil
 }
@@ -119,7 +119,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if err != nil {
 		return fmt.Errorf("demoapp: node listen: %w", err)
 	}
-	srv := &http.Server{Handler: n.routes(), ReadHeaderTimeout: 5 * time.Second}
+	srv := hardened(n.routes())
 	slog.Info("node serving", "lab", cfg.Lab, "dc", cfg.DC, "addr", ln.Addr().String())
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -129,6 +129,14 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 				DC: cfg.DC, Dir: filepath.Join(cfg.DataDir, "etcd"), Token: cfg.Lab, Peers: cfg.Peers,
 				TickMS: cfg.Topology.Ledger.TickMS, ElectionMS: cfg.Topology.Ledger.ElectionMS,
 				MaxBatch: cmpOr(cfg.MaxBatch, 256),
+			}
+			if v := os.Getenv(EnvLedgerQuota); v != "" {
+				q, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || q < 1<<20 {
+					errc <- fmt.Errorf("%s=%q: want a number of bytes, 1 MiB or more", EnvLedgerQuota, v)
+					return
+				}
+				lc.QuotaBytes = q
 			}
 			if os.Getenv(EnvBreakLedger) == "extra-fen" {
 				slog.Warn("ledger deliberately broken: every transfer credits one extra fen", "dc", cfg.DC)
@@ -176,7 +184,7 @@ func newForwardClient() *http.Client {
 
 func (n *node) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+lab.HealthPath, n.health)
+	mux.HandleFunc("GET "+nodeapi.HealthPath, n.health)
 	mux.HandleFunc("POST /api/accounts", n.open)
 	mux.HandleFunc("GET /api/accounts/{id}", n.read)
 	mux.HandleFunc("POST /api/accounts/{id}/transfers", n.transfer)
@@ -185,15 +193,18 @@ func (n *node) routes() http.Handler {
 }
 
 func (n *node) health(w http.ResponseWriter, _ *http.Request) {
-	h := lab.Health{Lab: n.cfg.Lab, DC: n.cfg.DC, City: n.cfg.City, Version: n.cfg.Version}
+	h := nodeapi.Health{Lab: n.cfg.Lab, DC: n.cfg.DC, City: n.cfg.City, Version: n.cfg.Version}
 	if n.cfg.Topology != nil {
 		h.Ledger = "starting"
 		if l := n.ledger.Load(); l != nil {
 			v := l.View()
 			h.Leader = v.LeaderDC
 			h.Ledger = "no quorum"
-			if l.OK() {
-				h.Ledger = lab.LedgerOK
+			switch {
+			case l.Full():
+				h.Ledger = "full: the backend quota is reached, every write is refused; recreate the lab (fibercut lab down, lab up)"
+			case l.OK():
+				h.Ledger = nodeapi.LedgerOK
 			}
 		}
 	}
@@ -234,6 +245,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{status: http.StatusServiceUnavailable, msg: err.Error(), unknown: true}
 	case errors.Is(err, ErrNoQuorum):
 		return &apiError{status: http.StatusServiceUnavailable, msg: err.Error()}
+	case errors.Is(err, ErrFull):
+		return &apiError{status: http.StatusInsufficientStorage, msg: err.Error() + "; nothing was applied"}
 	}
 	return &apiError{status: http.StatusInternalServerError, msg: err.Error()}
 }
@@ -282,13 +295,23 @@ func bearer(r *http.Request) (string, *apiError) {
 	return tok, nil
 }
 
+// badID is the answer to a path whose id cannot be an account's.
+func badID(id string) *apiError {
+	return badField("id", "%q is not an account id: 6-24 lowercase letters and digits 2-9", id)
+}
+
 func (n *node) authorize(w http.ResponseWriter, r *http.Request, l *Ledger) (accountRecord, bool) {
 	tok, aerr := bearer(r)
 	if aerr != nil {
 		n.writeError(w, aerr)
 		return accountRecord{}, false
 	}
-	rec, err := l.Authorize(r.Context(), r.PathValue("id"), tok)
+	id := r.PathValue("id")
+	if !ValidAccountID(id) {
+		n.writeError(w, badID(id))
+		return accountRecord{}, false
+	}
+	rec, err := l.Authorize(r.Context(), id, tok)
 	if err != nil {
 		n.writeError(w, err)
 		return rec, false
@@ -379,6 +402,8 @@ func (t TransferRequest) check(from string) error {
 	switch {
 	case t.To == "":
 		return badField("to", "empty: give the account id to transfer to")
+	case !ValidAccountID(t.To):
+		return badField("to", "%q is not an account id: 6-24 lowercase letters and digits 2-9", t.To)
 	case t.To == from:
 		return badField("to", "cannot transfer to the paying account itself")
 	case !keyRE.MatchString(t.Key):
@@ -454,7 +479,7 @@ func (n *node) route(ctx context.Context, l *Ledger, c commitRequest) (TransferR
 	b, _ := json.Marshal(c)
 	fctx, cancel := context.WithTimeout(ctx, commitTimeout+500*time.Millisecond)
 	defer cancel()
-	url := "http://" + netip.AddrPortFrom(p.WAN, lab.NodePort).String() + "/internal/commit"
+	url := "http://" + netip.AddrPortFrom(p.WAN, nodeapi.NodePort).String() + "/internal/commit"
 	req, _ := http.NewRequestWithContext(fctx, http.MethodPost, url, bytes.NewReader(b))
 	resp, err := n.fwd.Do(req)
 	if err != nil {
@@ -479,7 +504,23 @@ func (n *node) route(ctx context.Context, l *Ledger, c commitRequest) (TransferR
 	return TransferResponse{}, &apiError{status: resp.StatusCode, field: er.Field, msg: er.Error, unknown: er.Unknown}
 }
 
+// fromPeer reports whether a request comes from another DC's node: the
+// internal endpoint answers nobody else (not the gateway, not the host).
+func (n *node) fromPeer(r *http.Request) bool {
+	a := clientAddr(r)
+	for dc, p := range n.peers {
+		if dc != n.cfg.DC && p.WAN == a {
+			return true
+		}
+	}
+	return false
+}
+
 func (n *node) commit(w http.ResponseWriter, r *http.Request) {
+	if !n.fromPeer(r) {
+		n.writeError(w, &apiError{status: http.StatusForbidden, msg: "internal endpoint: only the lab's other datacenters may call it"})
+		return
+	}
 	l := n.ledgerOr503(w)
 	if l == nil {
 		return
@@ -491,6 +532,10 @@ func (n *node) commit(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.Token == "" {
 		n.writeError(w, &apiError{status: http.StatusUnauthorized, field: "token", msg: "missing token: the payer's token must come with the transfer"})
+		return
+	}
+	if !ValidAccountID(c.From) {
+		n.writeError(w, badID(c.From))
 		return
 	}
 	if _, err := l.Authorize(r.Context(), c.From, c.Token); err != nil {

@@ -2,6 +2,9 @@ package demoapp_test
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,4 +48,62 @@ func BenchmarkTransfersThroughGateway(b *testing.B) {
 			b.ReportMetric(0, "ns/op") // the rate above says it; per-op time mixes in account opening
 		})
 	}
+}
+
+// BenchmarkJoinsThroughGateway is the hall joining at once (issue 11): 64
+// clients open b.N accounts through the gateway of a real default lab as
+// fast as they are answered (from the lab's host, so no rate limit), then
+// the same lab's transfers/s for comparison. Run it with -benchtime 2000x.
+// It reports opens/s and the latency of an open, and fails on any failed
+// open.
+func BenchmarkJoinsThroughGateway(b *testing.B) {
+	cli := labtest.RequireDocker(b)
+	l := labtest.Up(b, cli, topology.Default)
+	c := demoapp.Client{Base: l.Gateway.URL(), As: demoapp.ClientLoad}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b.Run("opens", func(b *testing.B) {
+		const clients = 64
+		lat := make([]time.Duration, b.N)
+		var next atomic.Int64
+		var failed atomic.Int64
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		start := time.Now()
+		for range clients {
+			wg.Go(func() {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(b.N) {
+						return
+					}
+					t0 := time.Now()
+					if _, _, err := c.Open(ctx); err != nil {
+						failed.Add(1)
+						b.Log(err)
+					}
+					lat[i] = time.Since(t0)
+				}
+			})
+		}
+		wg.Wait()
+		took := time.Since(start)
+		b.StopTimer()
+		if n := failed.Load(); n > 0 {
+			b.Fatalf("%d of %d openings failed", n, b.N)
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(b.N)/took.Seconds(), "opens/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(took.Seconds(), "s-total")
+	})
+	b.Run("transfers", func(b *testing.B) {
+		st, err := demoapp.RunLoad(ctx, demoapp.LoadConfig{BaseURL: l.Gateway.URL(), Users: 64, Rate: 1e6, Duration: 3 * time.Minute, MaxOps: int64(b.N) + 64})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(st.CommittedPerSec, "transfers/s")
+		b.ReportMetric(0, "ns/op")
+	})
 }

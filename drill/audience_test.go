@@ -101,6 +101,7 @@ settle: 2s
 		gw := s.Lab().Gateway
 		base := "http://127.0.0.1:" + strconv.Itoa(gw.HostPort)
 		hall := []*phone{openPhone(t, base), openPhone(t, base)}
+		time.Sleep(time.Second) // the load commits before the cut, as a drill must
 		if _, err := s.Apply(ctx, faults.Spec{Kind: faults.KindCut, A: "hz-a", B: "sh-a", For: 2 * time.Second}); err != nil {
 			t.Fatal(err)
 		}

@@ -2,18 +2,22 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/ledgerkeys"
 )
 
 // members returns each DC's ledger client URL, on the WAN.
@@ -39,7 +43,7 @@ func ledgerClient(l *lab.Lab) (*clientv3.Client, error) {
 }
 
 // ledgerPrefixes are the key spaces a drill owns.
-var ledgerPrefixes = []string{"acct/", "bal/", "xfer/"}
+var ledgerPrefixes = ledgerkeys.All
 
 // resetLedger deletes every account, balance and transfer, so that the
 // drill's verification sees only what its own load did.
@@ -50,8 +54,21 @@ func resetLedger(ctx context.Context, c *clientv3.Client) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := c.Txn(cctx).Then(ops...).Commit(); err != nil {
+	resp, err := c.Txn(cctx).Then(ops...).Commit()
+	if err != nil {
 		return fmt.Errorf("drill: clear the lab's ledger: %w", err)
+	}
+	// Deleted keys keep their space until compacted and the backend is
+	// defragmented: without this, drill after drill fills the quota.
+	if _, err := c.Compact(cctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("drill: compact the lab's ledger after clearing it: %w", err)
+	}
+	// A member that cannot be reached now (a DC a kept fault holds) is
+	// defragmented by a later reset.
+	for _, ep := range c.Endpoints() {
+		if _, err := c.Defragment(cctx, ep); err != nil {
+			slog.Warn("drill: could not defragment a ledger member after clearing it", "member", ep, "err", err)
+		}
 	}
 	return nil
 }
@@ -66,7 +83,7 @@ func moneySample(ctx context.Context, c *clientv3.Client) MoneySample {
 	var err error
 	for range 3 {
 		cctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 300*time.Millisecond)
-		resp, err = c.Get(cctx, "bal/", clientv3.WithPrefix())
+		resp, err = c.Get(cctx, ledgerkeys.Balances, clientv3.WithPrefix())
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break

@@ -28,7 +28,7 @@ func (r *run) report(h verify.Header, ops, audience []verify.Op, st verify.Final
 		Timeline: verify.Timeline(ops, 100*time.Millisecond),
 		Load:     summarize(h, ops),
 	}
-	rep.Expectations = expectations(r.sc.Expect, rep)
+	rep.Expectations = append(expectations(r.sc.Expect, rep), somethingChecked(rep, !r.opts.NoLoad)...)
 	if abortErr != nil {
 		rep.Expectations = append(rep.Expectations, verify.Expectation{Name: "not aborted", Want: "ran to the end", Got: abortErr.Error()})
 	}
@@ -55,6 +55,47 @@ func summarize(h verify.Header, ops []verify.Op) verify.LoadSummary {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// somethingChecked is what every drill must show, whatever its scenario
+// says, so that it cannot pass on nothing: acknowledged transfers, and
+// with a load, commits before the first fault and after the last heal (a
+// drill whose every transfer was unknown, or whose load never got going,
+// or never came back, proves neither RTO nor RPO).
+func somethingChecked(rep verify.Report, load bool) []verify.Expectation {
+	var out []verify.Expectation
+	add := func(name, want, got string, ok bool) {
+		out = append(out, verify.Expectation{Name: name, Want: want, Got: got, OK: ok})
+	}
+	if n := rep.Check.Acknowledged; n == 0 {
+		add("transfers acknowledged", "≥ 1", "none: nothing was checked", false)
+	}
+	if !load || len(rep.Faults) == 0 {
+		return out
+	}
+	first, last := rep.Faults[0].Start, time.Duration(0)
+	for _, f := range rep.Faults {
+		first = min(first, f.Start)
+		last = max(last, f.End)
+	}
+	var before, after int
+	var bucket time.Duration
+	if len(rep.Timeline) > 1 {
+		bucket = rep.Timeline[1].Start - rep.Timeline[0].Start
+	}
+	for _, b := range rep.Timeline {
+		switch {
+		case b.Start+bucket <= first:
+			before += b.Committed
+		case last > 0 && b.Start >= last:
+			after += b.Committed
+		}
+	}
+	add("commits before the first fault", "≥ 1", fmt.Sprint(before), before > 0)
+	if last > 0 {
+		add("commits after the last heal", "≥ 1", fmt.Sprint(after), after > 0)
+	}
+	return out
+}
 
 // expectations judges a scenario's limits against what the drill found.
 // The money invariants are always judged, whatever the scenario says.

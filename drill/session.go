@@ -246,6 +246,28 @@ func (s *Session) finish(ctx context.Context, stop bool) (*Outcome, error) {
 	defer s.close()
 	r := s.r
 	if stop {
+		// Finishing by hand, perhaps during a cut: heal first and let
+		// the load run on a moment, so that the verdict sees the service
+		// come back (a drill needs commits after its last heal).
+		if err := r.healOwn(context.WithoutCancel(ctx)); err != nil {
+			return nil, fmt.Errorf("drill: heal before finishing: %w", err)
+		}
+		if !r.opts.NoLoad {
+			r.mu.Lock()
+			var last time.Duration
+			for _, w := range r.windows {
+				last = max(last, w.End)
+			}
+			r.mu.Unlock()
+			if wait := last + afterHealSettle - r.clock.Since(); last > 0 && wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+				case err := <-s.loadDone:
+					s.loadDone <- err // the load ended by itself: the wait below takes it
+				}
+			}
+		}
 		r.abort()
 	}
 	loadErr := <-s.loadDone
@@ -365,6 +387,10 @@ func (s *Session) freezeAudience(ctx context.Context, path string) ([]verify.Op,
 	}
 	return ops, nil
 }
+
+// afterHealSettle is how long Finish lets the load run after the last
+// heal before it stops it.
+const afterHealSettle = 2 * time.Second
 
 // close releases what the session holds; the event feed is drained last.
 func (s *Session) close() {

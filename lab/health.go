@@ -2,66 +2,37 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fibercut/fibercut/nodeapi"
 )
 
-// Health is what a node's health endpoint answers.
-type Health struct {
-	Lab     string `json:"lab"`
-	DC      string `json:"dc"`
-	City    string `json:"city"`
-	Version string `json:"version,omitempty"`
-	// Ledger is the state of the DC's ledger member: "ok" when the DC can
-	// commit, otherwise why not ("starting", "no quorum"). Empty for nodes
-	// without a ledger (the gateway).
-	Ledger string `json:"ledger,omitempty"`
-	// Leader is the DC of the ledger's leader, as this DC sees it.
-	Leader string `json:"leader,omitempty"`
-}
+// Health is what a node's health endpoint answers ([nodeapi.Health]).
+type Health = nodeapi.Health
 
 // LedgerOK is the Ledger value of a DC that can commit.
-const LedgerOK = "ok"
-
-var healthClient = &http.Client{
-	Timeout: 500 * time.Millisecond,
-	Transport: &http.Transport{
-		Proxy:             nil, // lab addresses are never behind a proxy
-		DialContext:       (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext,
-		DisableKeepAlives: true,
-	},
-}
+const LedgerOK = nodeapi.LedgerOK
 
 // ProbeHealth asks the node at addr for its health and checks that it is the
 // expected DC of the expected lab.
 func ProbeHealth(ctx context.Context, addr netip.Addr, lab, dc string) error {
-	if !addr.IsValid() {
-		return fmt.Errorf("no address")
-	}
-	return ProbeHealthAt(ctx, netip.AddrPortFrom(addr, NodePort), lab, dc)
+	return nodeapi.ProbeHealth(ctx, addr, lab, dc)
 }
 
 // ProbeHealthAt is [ProbeHealth] for a node listening on another port.
 func ProbeHealthAt(ctx context.Context, ap netip.AddrPort, lab, dc string) error {
-	h, err := fetchHealth(ctx, ap)
-	if err != nil {
-		return err
-	}
-	if h.DC != dc || h.Lab != lab {
-		return fmt.Errorf("health: answered as dc %q of lab %q", h.DC, h.Lab)
-	}
-	if h.Ledger != "" && h.Ledger != LedgerOK {
-		return fmt.Errorf("ledger: %s", h.Ledger)
-	}
-	return nil
+	return nodeapi.ProbeHealthAt(ctx, ap, lab, dc)
+}
+
+// FetchHealth returns what the node at addr answers on its health endpoint.
+func FetchHealth(ctx context.Context, addr netip.Addr) (Health, error) {
+	return nodeapi.FetchHealth(ctx, addr)
 }
 
 // CheckHealth probes every running DC over the management network, and the
@@ -160,29 +131,4 @@ func (l *Lab) waitHealthy(ctx context.Context, timeout time.Duration, skip []str
 			l.Name, len(fail), len(l.DCs), timeout, strings.Join(fail, ", "))
 	}
 	return nil
-}
-
-// FetchHealth returns what the node at addr answers on its health endpoint.
-func FetchHealth(ctx context.Context, addr netip.Addr) (Health, error) {
-	return fetchHealth(ctx, netip.AddrPortFrom(addr, NodePort))
-}
-
-func fetchHealth(ctx context.Context, ap netip.AddrPort) (Health, error) {
-	var h Health
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ap.String()+HealthPath, nil)
-	if err != nil {
-		return h, err
-	}
-	resp, err := healthClient.Do(req)
-	if err != nil {
-		return h, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		return h, fmt.Errorf("health: %w", err)
-	}
-	return h, nil
 }

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,6 +135,15 @@ type UpOptions struct {
 	// NodeEnv adds "NAME=value" variables to every DC's node, GatewayEnv
 	// to the gateway (tests).
 	NodeEnv, GatewayEnv []string
+	// GatewayBind is the host address the gateway's port is published on:
+	// a venue's network, or 127.0.0.1 behind a tunnel or proxy. When not
+	// set, a new gateway is published on every address and an existing
+	// one keeps its own.
+	GatewayBind netip.Addr
+	// AudienceMax bounds the accounts the hall may open per drill; when 0
+	// a new gateway takes its default (10,000) and an existing one keeps
+	// what it was given.
+	AudienceMax int
 	// Leave lists DCs that a fault in force holds paused or powered off:
 	// Up leaves their containers as they are and does not wait for them.
 	Leave []string
@@ -186,7 +196,14 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 
 	t0 = time.Now()
 	g, gctx := errgroup.WithContext(ctx)
-	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv, opts.GatewayEnv) {
+	gwEnv := opts.GatewayEnv
+	if opts.AudienceMax > 0 {
+		gwEnv = append(slices.Clip(gwEnv), EnvAudienceMax+"="+strconv.Itoa(opts.AudienceMax))
+	}
+	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv, gwEnv) {
+		if spec.publish != 0 && opts.GatewayBind.IsValid() {
+			spec.hostIP = opts.GatewayBind.String()
+		}
 		leave := slices.Contains(opts.Leave, spec.labels[LabelDC]) && spec.labels[LabelRole] == RoleDC
 		g.Go(func() error { return ensureContainer(gctx, cli, spec, leave) })
 	}
@@ -263,8 +280,10 @@ func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan
 	out = append(out, containerSpec{
 		name:   containerName(name, RoleGateway),
 		labels: map[string]string{LabelLab: name, LabelRole: RoleGateway},
-		env: slices.Concat(common, []string{EnvGatewayRecord + "=" + netip.AddrPortFrom(mgmt.hostAddr(gatewayHost), GatewayRecordPort).String()},
-			gatewayEnv),
+		env: slices.Concat(common, []string{
+			EnvGatewayRecord + "=" + netip.AddrPortFrom(mgmt.hostAddr(gatewayHost), GatewayRecordPort).String(),
+			EnvGatewayTrusted + "=" + cmp.Or(wan.Gateway, wan.hostAddr(1)).String(),
+		}, gatewayEnv),
 		cmd:   []string{"gateway"},
 		image: img, wan: wan, wanIP: wan.hostAddr(gatewayHost), wanAlias: RoleGateway + ".wan",
 		mgmt: &mgmt, mgmtIP: mgmt.hostAddr(gatewayHost), mgmtAlias: RoleGateway + ".mgmt",
@@ -318,6 +337,7 @@ type containerSpec struct {
 	volume    string // "" for none
 	publish   int    // container port to publish on the host, 0 for none
 	hostPort  int    // host port for publish; 0 lets Docker pick
+	hostIP    string // host address for publish; "" for every one
 }
 
 func (s containerSpec) lab() string { return s.labels[LabelLab] }
@@ -368,6 +388,15 @@ func drift(c container.InspectResponse, s containerSpec) string {
 			return "environment changed"
 		}
 	}
+	// The published address changes only when asked for: an Up without
+	// GatewayBind keeps what an earlier one chose.
+	if s.publish != 0 && s.hostIP != "" && c.HostConfig != nil {
+		for _, b := range c.HostConfig.PortBindings[nat.Port(strconv.Itoa(s.publish)+"/tcp")] {
+			if b.HostIP != s.hostIP {
+				return "published on " + cmp.Or(b.HostIP, "0.0.0.0") + ", not " + s.hostIP
+			}
+		}
+	}
 	if c.NetworkSettings == nil {
 		return "no network settings"
 	}
@@ -416,7 +445,7 @@ func createContainer(ctx context.Context, cli client.APIClient, s containerSpec)
 		if s.hostPort != 0 {
 			hp = strconv.Itoa(s.hostPort)
 		}
-		host.PortBindings = nat.PortMap{port: []nat.PortBinding{{HostIP: "0.0.0.0", HostPort: hp}}}
+		host.PortBindings = nat.PortMap{port: []nat.PortBinding{{HostIP: cmp.Or(s.hostIP, "0.0.0.0"), HostPort: hp}}}
 	}
 	// API 1.41 takes one network at create time; the other is connected
 	// before the container starts.

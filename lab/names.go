@@ -3,6 +3,8 @@ package lab
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/fibercut/fibercut/nodeapi"
 )
 
 // DefaultName is the lab name used when none is given.
@@ -32,26 +34,23 @@ const (
 	NetMgmt = "mgmt"
 )
 
-// The node contract: what `fibercut node` reads from its environment and
-// where it serves its health endpoint.
+// The node contract is package nodeapi's; the lab writes it.
 const (
-	EnvLab      = "FIBERCUT_LAB"
-	EnvDC       = "FIBERCUT_DC"
-	EnvCity     = "FIBERCUT_CITY"
-	EnvTopology = "FIBERCUT_TOPOLOGY" // topology YAML
-	EnvDataDir  = "FIBERCUT_DATA"
-	EnvPeers    = "FIBERCUT_PEERS" // "hz-a=10.200.0.10,hz-b=10.200.0.11,...": every DC's WAN address
-	// EnvGatewayRecord is where the gateway serves its audience record:
-	// its management address and GatewayRecordPort.
-	EnvGatewayRecord = "FIBERCUT_GATEWAY_RECORD"
+	EnvLab            = nodeapi.EnvLab
+	EnvDC             = nodeapi.EnvDC
+	EnvCity           = nodeapi.EnvCity
+	EnvTopology       = nodeapi.EnvTopology
+	EnvDataDir        = nodeapi.EnvDataDir
+	EnvPeers          = nodeapi.EnvPeers
+	EnvGatewayRecord  = nodeapi.EnvGatewayRecord
+	EnvGatewayTrusted = nodeapi.EnvGatewayTrusted
+	EnvAudienceMax    = nodeapi.EnvAudienceMax
 
-	NodePort    = 7100
-	GatewayPort = 8080
-	// GatewayRecordPort serves the gateway's audience record on its
-	// management address only: never published, not on the WAN.
-	GatewayRecordPort = 8081
-	HealthPath        = "/healthz"
-	DataDir           = "/data"
+	NodePort          = nodeapi.NodePort
+	GatewayPort       = nodeapi.GatewayPort
+	GatewayRecordPort = nodeapi.GatewayRecordPort
+	HealthPath        = nodeapi.HealthPath
+	DataDir           = nodeapi.DataDir
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)

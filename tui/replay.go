@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,7 +39,7 @@ func LoadReplay(dir string, speed float64, sb *Scoreboard) (*Replay, error) {
 	}
 	defer f.Close()
 	_, ops, err := verify.ReadHistory(f)
-	if err != nil {
+	if err != nil && !errors.Is(err, verify.ErrTruncated) { // a cut-short history still plays
 		return nil, fmt.Errorf("tui: replay %s: %w", dir, err)
 	}
 	rep, err := verify.ReadReport(dir)

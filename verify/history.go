@@ -12,7 +12,9 @@ import (
 )
 
 // FormatV1 names the history format this package writes and reads: a
-// [Header] line, then one [Op] per line, all JSON.
+// [Header] line, then one [Op] per line, then an end record
+// {"end":{"ops":N}} written by [Writer.Close], all JSON. Without the end
+// record a history cannot be told from one cut short at a line boundary.
 const FormatV1 = "fibercut-history/1"
 
 // Sentinel errors.
@@ -20,8 +22,9 @@ var (
 	// ErrUnknownFormat: the file is not a history, or one of a format this
 	// fibercut does not read.
 	ErrUnknownFormat = errors.New("verify: unknown history format")
-	// ErrTruncated: the last line stops mid-record, as when the recorder was
-	// killed. [ReadHistory] still returns the header and every complete op.
+	// ErrTruncated: the history has no end record, or its last line stops
+	// mid-record, as when the recorder was killed or the file was cut
+	// short. [ReadHistory] still returns the header and every complete op.
 	ErrTruncated = errors.New("verify: history truncated")
 	// ErrClosed: Append or Flush after Close.
 	ErrClosed = errors.New("verify: history writer closed")
@@ -152,7 +155,9 @@ func Classify(status int, err error, unknownFlag bool) Outcome {
 		return Unknown
 	case status >= 400 && status <= 499:
 		return Fail
-	case status == 503:
+	case status == 503, status == 507:
+		// No quorum here, or the ledger full: refused before anything
+		// was proposed (an answer that may have applied says unknown).
 		return Fail
 	default:
 		return Unknown
@@ -302,18 +307,33 @@ func (w *Writer) flush() error {
 	return w.err
 }
 
-// Close flushes and stops the writer; later calls to Close return nil, and
-// Append and Flush return [ErrClosed]. It does not close the underlying
-// writer.
+// Close writes the end record, flushes and stops the writer; later calls
+// to Close return nil, and Append and Flush return [ErrClosed]. It does
+// not close the underlying writer.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil
 	}
-	err := w.flush()
-	w.closed = true
-	return err
+	defer func() { w.closed = true }()
+	if w.err != nil {
+		return w.err
+	}
+	line, _ := json.Marshal(endRecord{End: &historyEnd{Ops: w.n}})
+	if err := w.writeLine(line); err != nil {
+		return err
+	}
+	return w.flush()
+}
+
+// endRecord is a history's last line.
+type endRecord struct {
+	End *historyEnd `json:"end"`
+}
+
+type historyEnd struct {
+	Ops int64 `json:"ops"` // the ops before it
 }
 
 // maxLine bounds one line of a history; ops are a few hundred bytes.
@@ -348,10 +368,28 @@ func ReadHistory(r io.Reader) (Header, []Op, error) {
 	}
 	var ops []Op
 	line := 1
+	ended := 0 // the end record's line
 	for sc.Scan() {
 		line++
 		b := sc.Bytes()
 		if len(bytes.TrimSpace(b)) == 0 {
+			continue
+		}
+		if ended != 0 {
+			return h, ops, fmt.Errorf("verify: history line %d: a record after the end record of line %d", line, ended)
+		}
+		if bytes.HasPrefix(bytes.TrimSpace(b), []byte(`{"end"`)) {
+			var e endRecord
+			if err := json.Unmarshal(b, &e); err != nil || e.End == nil {
+				if unterminated {
+					return h, ops, fmt.Errorf("%w: line %d stops mid-record", ErrTruncated, line)
+				}
+				return h, ops, fmt.Errorf("verify: history line %d: not an end record: %v", line, err)
+			}
+			if e.End.Ops != int64(len(ops)) {
+				return h, ops, fmt.Errorf("verify: history line %d: the end record counts %d ops, the history holds %d", line, e.End.Ops, len(ops))
+			}
+			ended = line
 			continue
 		}
 		var op Op
@@ -371,6 +409,9 @@ func ReadHistory(r io.Reader) (Header, []Op, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return h, ops, fmt.Errorf("verify: history line %d: %w", line+1, err)
+	}
+	if ended == 0 {
+		return h, ops, fmt.Errorf("%w: no end record after line %d: the history may have been cut short (a recorder killed, or a file cut at a line boundary)", ErrTruncated, line)
 	}
 	return h, ops, nil
 }

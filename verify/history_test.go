@@ -69,8 +69,11 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("latency %v", got[2].Latency())
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 1+len(want) {
-		t.Fatalf("%d lines, want %d", len(lines), 1+len(want))
+	if len(lines) != 1+len(want)+1 {
+		t.Fatalf("%d lines, want %d (a header, the ops, an end record)", len(lines), 1+len(want)+1)
+	}
+	if end := fmt.Sprintf(`{"end":{"ops":%d}}`, len(want)); lines[len(lines)-1] != end {
+		t.Errorf("last line %s, want the end record %s", lines[len(lines)-1], end)
 	}
 	if !strings.HasPrefix(lines[0], `{"format":"fibercut-history/1","base":`) {
 		t.Errorf("header line %s", lines[0])
@@ -83,9 +86,43 @@ func TestHeaderFlushedAtOnce(t *testing.T) {
 	if _, err := NewWriter(&buf, Header{}); err != nil {
 		t.Fatal(err)
 	}
+	// A recorder that dies now leaves a history that says what it is,
+	// and that it is not whole.
 	h, ops, err := ReadHistory(&buf)
-	if err != nil || len(ops) != 0 || h.Format != FormatV1 || h.Base.IsZero() {
-		t.Fatalf("header %+v ops %d err %v", h, len(ops), err)
+	if !errors.Is(err, ErrTruncated) || len(ops) != 0 || h.Format != FormatV1 || h.Base.IsZero() {
+		t.Fatalf("header %+v ops %d err %v; want the header and ErrTruncated", h, len(ops), err)
+	}
+}
+
+// TestHistoryCutAtALineBoundary: without its end record, a history cut
+// between two lines is not taken for a whole one; an end record that
+// miscounts, or a line after it, is refused.
+func TestHistoryCutAtALineBoundary(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		w.Append(Op{Seq: int64(i + 1), Kind: KindTransfer, Key: fmt.Sprint("k", i), From: "a", To: "b", AmountFen: 1, Outcome: OK})
+	}
+	w.Close()
+	whole := buf.String()
+	if _, ops, err := ReadHistory(strings.NewReader(whole)); err != nil || len(ops) != 3 {
+		t.Fatalf("the whole history: %d ops, %v", len(ops), err)
+	}
+	lines := strings.SplitAfter(whole, "\n")
+	cut := strings.Join(lines[:3], "") // the header and two ops, cut cleanly
+	if _, ops, err := ReadHistory(strings.NewReader(cut)); !errors.Is(err, ErrTruncated) || len(ops) != 2 {
+		t.Errorf("a history cut at a line boundary: %d ops, %v; want the 2 ops and ErrTruncated", len(ops), err)
+	}
+	for name, text := range map[string]string{
+		"miscounting end": strings.Join(lines[:3], "") + `{"end":{"ops":3}}` + "\n",
+		"op after the end": whole + lines[1],
+	} {
+		if _, _, err := ReadHistory(strings.NewReader(text)); err == nil || errors.Is(err, ErrTruncated) {
+			t.Errorf("%s: %v; want an error naming the line", name, err)
+		}
 	}
 }
 

@@ -18,14 +18,16 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/fibercut/fibercut/ledgerkeys"
 )
 
-// The ledger's key space, as the demo app writes it (verify does not import
-// demoapp, which records histories with this package).
+// The ledger's key space (package ledgerkeys, which the demo app writes
+// by).
 const (
-	prefixAccount  = "acct/" // acct/<id>: the account record (JSON)
-	prefixBalance  = "bal/"  // bal/<id>: the balance in fen, decimal
-	prefixTransfer = "xfer/" // xfer/<from>/<key>: the transfer (JSON)
+	prefixAccount  = ledgerkeys.Accounts  // acct/<id>: the account record (JSON)
+	prefixBalance  = ledgerkeys.Balances  // bal/<id>: the balance in fen, decimal
+	prefixTransfer = ledgerkeys.Transfers // xfer/<from>/<key>: the transfer (JSON)
 )
 
 // ErrCorruptLedger: a balance or transfer value in the ledger does not

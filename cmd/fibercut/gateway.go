@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -30,10 +32,19 @@ func newGatewayCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return demoapp.RunGateway(cmd.Context(), demoapp.GatewayConfig{
-				Lab: os.Getenv(lab.EnvLab), Version: buildVersion(), Topology: t, Peers: peers,
-				Record: os.Getenv(lab.EnvGatewayRecord), DropAudience: drop,
-			})
+			cfg := demoapp.GatewayConfig{Lab: os.Getenv(lab.EnvLab), Version: buildVersion(), Topology: t, Peers: peers,
+				Record: os.Getenv(lab.EnvGatewayRecord), DropAudience: drop}
+			if v := os.Getenv(lab.EnvGatewayTrusted); v != "" {
+				if cfg.Trusted, err = netip.ParseAddr(v); err != nil {
+					return fmt.Errorf("%s=%q: want the WAN bridge's address: %w", lab.EnvGatewayTrusted, v, err)
+				}
+			}
+			if v := os.Getenv(lab.EnvAudienceMax); v != "" {
+				if cfg.AudienceMax, err = strconv.Atoi(v); err != nil || cfg.AudienceMax < 1 {
+					return fmt.Errorf("%s=%q: want a number of accounts, 1 or more", lab.EnvAudienceMax, v)
+				}
+			}
+			return demoapp.RunGateway(cmd.Context(), cfg)
 		},
 	}
 }

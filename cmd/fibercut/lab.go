@@ -63,6 +63,8 @@ func newLabUpCmd() *cobra.Command {
 		timings            bool
 		timeout            time.Duration
 		gatewayPort        int
+		gatewayBind        string
+		audienceMax        int
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -76,6 +78,13 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			t, err := topology.Resolve(topo)
 			if err != nil {
 				return err
+			}
+			bind, err := parseBind(gatewayBind)
+			if err != nil {
+				return err
+			}
+			if audienceMax < 0 {
+				return fmt.Errorf("--audience-max %d: give a number of accounts, 1 or more (0 keeps the gateway's)", audienceMax)
 			}
 			cli, err := lab.Connect(cmd.Context())
 			if err != nil {
@@ -95,6 +104,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			var tm lab.Timings
 			l, err := lab.Up(cmd.Context(), cli, lab.UpOptions{
 				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm, GatewayPort: gatewayPort, Leave: hold,
+				GatewayBind: bind, AudienceMax: audienceMax,
 			})
 			if err != nil {
 				return err
@@ -124,7 +134,21 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 	cmd.Flags().BoolVar(&timings, "timings", false, "report how long each phase took")
 	cmd.Flags().DurationVar(&timeout, "ready-timeout", 60*time.Second, "how long to wait for every datacenter to answer")
 	cmd.Flags().IntVar(&gatewayPort, "gateway-port", 0, "host port for the audience page and API (default: a free port)")
+	cmd.Flags().StringVar(&gatewayBind, "gateway-bind", "", "host address to publish the gateway on, e.g. the venue network's, or 127.0.0.1 behind a tunnel (default: every address; an existing gateway keeps its own)")
+	cmd.Flags().IntVar(&audienceMax, "audience-max", 0, "accounts the hall may open per drill (default 10,000; an existing gateway keeps its own)")
 	return cmd
+}
+
+// parseBind reads --gateway-bind: "" or an IPv4 address of this host.
+func parseBind(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("--gateway-bind %q: give an IPv4 address of this host, e.g. 192.168.1.20 or 127.0.0.1", s)
+	}
+	return a, nil
 }
 
 func newLabStatusCmd() *cobra.Command {

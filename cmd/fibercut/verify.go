@@ -34,20 +34,24 @@ A drill writes two histories: the load's (history.jsonl) and the hall's,
 recorded by the gateway (audience.jsonl). Give both: they are checked
 together, and the hall's is counted apart.
 
-Exit status: 0 when every check holds, 1 when one does not, 2 when a file is
-missing or is not a history or a state.`,
+Exit status: 0 when every check holds, 1 when one does not or a history is
+cut short (no end record: its complete ops are still checked), 2 when a file
+is missing or is not a history or a state.`,
 		Example: `  fibercut verify drill/history.jsonl drill/audience.jsonl --state drill/state.json
   fibercut verify history.jsonl --state state.json --json | jq .lost`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var h verify.Header
 			var ops []verify.Op
+			var truncated []error
 			for i, path := range args {
 				hi, more, err := readHistoryFile(path)
 				switch {
 				case errors.Is(err, verify.ErrTruncated):
-					// The recorder died mid-line: the ops before are sound.
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; checking the %d complete ops\n", err, len(more))
+					// Cut short: the ops before are sound, and checked,
+					// but a history that may lack ops proves nothing.
+					fmt.Fprintf(cmd.ErrOrStderr(), "%v; checking its %d complete ops\n", err, len(more))
+					truncated = append(truncated, err)
 				case err != nil:
 					return &exitError{code: 2, err: err}
 				}
@@ -73,6 +77,9 @@ missing or is not a history or a state.`,
 			}
 			if !res.Valid {
 				return &exitError{code: 1, err: fmt.Errorf("verify: %d of %d checks failed", failedChecks(res), len(res.Checks))}
+			}
+			if len(truncated) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("verify: the checks hold on what was read, but %w", errors.Join(truncated...))}
 			}
 			return nil
 		},

@@ -37,6 +37,8 @@
       open: '领取账户',
       opening: '正在开户…',
       openFailed: '开户失败：{msg}。请再点一次。',
+      hallFull: '现场账户已满，本次演示不再开户。谢谢参与！',
+      tooMany: '操作太频繁，请稍等几秒再试。',
       gone: '原来的账户 {id} 已经不在了（可能换了新的实验环境），请重新领取。',
       hello: '{name}',
       balance: '余额',
@@ -82,6 +84,8 @@
       open: 'Get an account',
       opening: 'Opening your account…',
       openFailed: 'Could not open an account: {msg}. Tap again.',
+      hallFull: 'The hall is full: this demo opens no more accounts. Thank you for joining!',
+      tooMany: 'Too many tries from your phone: wait a few seconds and try again.',
       gone: 'Your previous account {id} is gone (a new lab?). Get a new one.',
       hello: '{name}',
       balance: 'Balance',
@@ -250,6 +254,8 @@
   }
 
   function errorMessage(r) {
+    if (r.status === 429) return t('tooMany');
+    if (r.status === 403 && r.body && r.body.field === 'accounts') return t('hallFull');
     if (r.body && typeof r.body.error === 'string' && r.body.error) return r.body.error;
     if (r.network) return t('networkError');
     return 'HTTP ' + r.status;
@@ -393,6 +399,10 @@
     const r = await api('POST', '/api/accounts', null, null, 10000);
     btn.disabled = false;
     btn.textContent = t('open');
+    if (r.status === 403 && r.body && r.body.field === 'accounts') {
+      $('welcome-msg').textContent = t('hallFull'); // tapping again will not help
+      return;
+    }
     if (!r.ok || !r.body || !r.body.id || !r.body.token) {
       $('welcome-msg').textContent = t('openFailed', { msg: errorMessage(r) });
       return;

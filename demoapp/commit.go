@@ -71,6 +71,20 @@ func (w *writer) submit(ctx context.Context, t TransferRequest, from string, bat
 	}
 }
 
+// drain appends to batch what is queued on ch now, up to max in all: a
+// group commit takes what arrived while the last one was in flight.
+func drain[T any](ch <-chan T, batch []T, max int) []T {
+	for len(batch) < max {
+		select {
+		case r := <-ch:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (w *writer) run(ctx context.Context) {
 	for {
 		var first *commitReq
@@ -79,17 +93,7 @@ func (w *writer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		batch := []*commitReq{first}
-	fill:
-		for len(batch) < w.max {
-			select {
-			case r := <-w.ch:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		w.commit(batch, true)
+		w.commit(drain(w.ch, []*commitReq{first}, w.max), true)
 	}
 }
 

@@ -560,23 +560,12 @@ const maxOpenBatch = 256
 // them all in one transaction guarded by "none of these ids exists".
 func (l *Ledger) runOpener(ctx context.Context) {
 	for {
-		var batch []*openReq
 		select {
 		case r := <-l.opens:
-			batch = append(batch, r)
+			l.openGroup(ctx, drain(l.opens, []*openReq{r}, maxOpenBatch))
 		case <-ctx.Done():
 			return
 		}
-	more:
-		for len(batch) < maxOpenBatch {
-			select {
-			case r := <-l.opens:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		l.openGroup(ctx, batch)
 	}
 }
 

@@ -117,7 +117,7 @@ func TestHistoryCutAtALineBoundary(t *testing.T) {
 		t.Errorf("a history cut at a line boundary: %d ops, %v; want the 2 ops and ErrTruncated", len(ops), err)
 	}
 	for name, text := range map[string]string{
-		"miscounting end": strings.Join(lines[:3], "") + `{"end":{"ops":3}}` + "\n",
+		"miscounting end":  strings.Join(lines[:3], "") + `{"end":{"ops":3}}` + "\n",
 		"op after the end": whole + lines[1],
 	} {
 		if _, _, err := ReadHistory(strings.NewReader(text)); err == nil || errors.Is(err, ErrTruncated) {

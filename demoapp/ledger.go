@@ -103,9 +103,12 @@ type LedgerConfig struct {
 // The ledger's space: a lab's five members share one host's disk, and a
 // drill's ledger holds some 300 B per account and 270 B per transfer, so
 // 1 GiB holds millions of either between resets. A lab holds 5 of them.
+//
+// Nothing reads the ledger at a revision older than a moment: the drill's
+// final read is made after the load has stopped, at the current revision.
 const (
-	DefaultQuotaBytes    = 1 << 30
-	AutoCompactRevisions = 10_000
+	DefaultQuotaBytes = 1 << 30
+	CompactAfter      = time.Minute
 )
 
 // EnvLedgerQuota sets a node's backend quota in bytes (tests fill a small
@@ -212,13 +215,13 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 	// entries a second) to catch up from the log: about 2 KB an entry,
 	// so some 100 MB per member at most.
 	ec.SnapshotCatchUpEntries = 50000
-	// The ledger must stay healthy for days of drills: old revisions are
-	// compacted (every 5 minutes, keeping the last AutoCompactRevisions),
-	// a reset is followed by a defrag (drill), and the backend has an
-	// explicit quota. Past it etcd raises NOSPACE: health says so and
-	// writes fail definitely (ErrFull).
-	ec.AutoCompactionMode = "revision"
-	ec.AutoCompactionRetention = strconv.Itoa(AutoCompactRevisions)
+	// The ledger must stay healthy for days of drills: revisions older
+	// than CompactAfter are compacted (etcd's periodic compactor, every
+	// CompactAfter), a reset is followed by a defrag (drill), and the
+	// backend has an explicit quota. Past it etcd raises NOSPACE: health
+	// says so and writes fail definitely (ErrFull).
+	ec.AutoCompactionMode = "periodic"
+	ec.AutoCompactionRetention = CompactAfter.String()
 	ec.QuotaBackendBytes = cmp.Or(cfg.QuotaBytes, DefaultQuotaBytes)
 	member, err := embed.StartEtcd(ec)
 	if err != nil {

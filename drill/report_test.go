@@ -65,3 +65,61 @@ func TestExpectLines(t *testing.T) {
 		t.Errorf("Lines() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestCannotPassOnNothing: a drill with no acknowledged transfer, or whose
+// load committed nothing before the first fault or after the last heal,
+// fails whatever its scenario says.
+func TestCannotPassOnNothing(t *testing.T) {
+	s := time.Second
+	bucket := func(at time.Duration, n int) verify.Bucket { return verify.Bucket{Start: at, Committed: n} }
+	timeline := func(before, during, after int) []verify.Bucket {
+		var out []verify.Bucket
+		for at := time.Duration(0); at < 30*s; at += s / 10 {
+			n := during
+			switch {
+			case at < 10*s:
+				n = before
+			case at >= 20*s:
+				n = after
+			}
+			out = append(out, bucket(at, n))
+		}
+		return out
+	}
+	faults := []verify.FaultWindow{{Start: 10 * s, End: 20 * s}}
+	failed := func(ex []verify.Expectation) []string {
+		var out []string
+		for _, e := range ex {
+			if !e.OK {
+				out = append(out, e.Name+": "+e.Got)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		rep   verify.Report
+		load  bool
+		wants []string
+	}{
+		{"a whole drill", verify.Report{Check: verify.Result{Acknowledged: 400}, Faults: faults, Timeline: timeline(4, 0, 4)}, true, nil},
+		{"nothing at all", verify.Report{}, true, []string{"transfers acknowledged: none: nothing was checked"}},
+		{"every transfer unknown", verify.Report{Faults: faults, Timeline: timeline(0, 0, 0)}, true,
+			[]string{"transfers acknowledged", "commits before the first fault: 0", "commits after the last heal: 0"}},
+		{"never came back", verify.Report{Check: verify.Result{Acknowledged: 40}, Faults: faults, Timeline: timeline(4, 0, 0)}, true,
+			[]string{"commits after the last heal: 0"}},
+		{"the hall alone, no load", verify.Report{Check: verify.Result{Acknowledged: 2}, Faults: faults}, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := failed(somethingChecked(tc.rep, tc.load))
+			if len(got) != len(tc.wants) {
+				t.Fatalf("failed %q; want %q", got, tc.wants)
+			}
+			for i, w := range tc.wants {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("failed %q; want %q", got[i], w)
+				}
+			}
+		})
+	}
+}

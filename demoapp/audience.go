@@ -1,7 +1,6 @@
 package demoapp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -23,9 +22,9 @@ import (
 // generator (the hall's phones, or whoever else calls the public API), so a
 // drill can prove the hall's money as it proves the load's. The load
 // generator marks its requests with HeaderClient: ClientLoad; the audience
-// page marks its own with ClientPage. Requests that say neither are
-// recorded too, as ClientAPI: a request the record does not hold would show
-// up in the ledger as a transfer never issued.
+// page marks its own with ClientPage. Requests that say neither, and a
+// stranger's that say ClientLoad, are recorded too: a request the record
+// does not hold would show up in the ledger as a transfer never issued.
 //
 // The record is served on the gateway's management address only
 // ([GatewayConfig.Record]), never on the public port:
@@ -38,7 +37,6 @@ const (
 	HeaderClient = "X-Fibercut-Client"
 	ClientLoad   = "load" // the load generator: not recorded
 	ClientPage   = "page" // the audience page
-	ClientAPI    = "api"  // anything else on the public API
 )
 
 // MaxAudienceOps bounds the record. When it is full the gateway refuses
@@ -100,13 +98,9 @@ func newAudience(dropNth, max int) *audience {
 // marked as the load's pass through, the others are recorded.
 func (g *gateway) recorded(kind string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		client := r.Header.Get(HeaderClient)
-		if client == ClientLoad && g.trusted(r) {
+		if r.Header.Get(HeaderClient) == ClientLoad && g.trusted(r) {
 			next(w, r)
 			return
-		}
-		if client != ClientPage {
-			client = ClientAPI // a stranger saying "load" is a stranger
 		}
 		a := g.aud
 		a.gate.RLock()
@@ -293,22 +287,24 @@ func (g *gateway) recordRoutes() http.Handler {
 	return mux
 }
 
-// writeRecord writes the record as a history: a header whose base is the
-// record's, then its ops.
+// writeRecord writes the record as a history, with verify's writer: a
+// header whose base is the record's, its ops, the end record.
 func (g *gateway) writeRecord(w http.ResponseWriter) {
 	a := g.aud
 	a.mu.Lock()
 	base, ops := a.base, a.ops[:len(a.ops):len(a.ops)] // append-only: the prefix does not change
 	a.mu.Unlock()
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	enc.Encode(verify.Header{Format: verify.FormatV1, Base: base, Lab: g.cfg.Lab, Target: "audience"})
-	for i := range ops {
-		enc.Encode(&ops[i])
+	hw, err := verify.NewWriter(w, verify.Header{Base: base, Lab: g.cfg.Lab, Target: "audience"})
+	if err != nil {
+		return // the connection failed: the reader sees a cut-short history
 	}
-	fmt.Fprintf(bw, "{\"end\":{\"ops\":%d}}\n", len(ops)) // the record is whole
-	bw.Flush()
+	for _, op := range ops {
+		if hw.Append(op) != nil {
+			return
+		}
+	}
+	hw.Close()
 }
 
 func (g *gateway) audienceSummary() AudienceSummary {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -109,10 +110,16 @@ func fetchHealth(ctx context.Context, ap netip.AddrPort) (Health, error) {
 		return h, err
 	}
 	defer resp.Body.Close()
+	// Read to the end, so that the connection serves the next check
+	// (they come ten times a second from the gateway).
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return h, fmt.Errorf("health: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+	if err := json.Unmarshal(b, &h); err != nil {
 		return h, fmt.Errorf("health: %w", err)
 	}
 	return h, nil

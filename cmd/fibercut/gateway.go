@@ -44,6 +44,7 @@ func newGatewayCmd() *cobra.Command {
 					return fmt.Errorf("%s=%q: want a number of accounts, 1 or more", lab.EnvAudienceMax, v)
 				}
 			}
+			demoapp.TuneGC()
 			return demoapp.RunGateway(cmd.Context(), cfg)
 		},
 	}

@@ -17,6 +17,7 @@ func newNodeCmd() *cobra.Command {
 				return err
 			}
 			cfg.Version = buildVersion()
+			demoapp.TuneGC()
 			return demoapp.RunNode(cmd.Context(), cfg)
 		},
 	}

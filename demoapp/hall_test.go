@@ -3,6 +3,7 @@ package demoapp
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -359,5 +360,77 @@ func TestOpensInGroups(t *testing.T) {
 	resp, err := ls[0].local.Get(ctx, prefixBalance, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != n {
 		t.Fatalf("%d balances in the ledger (%v); want %d", resp.Count, err, n)
+	}
+}
+
+// TestInternalOpen is the endpoint through which a DC's node has the
+// leader's DC commit the accounts it opens (createAtLeader): it answers
+// only the other DCs' nodes, takes only the record such a node draws,
+// for an account homed in the caller's DC, and never creates an id twice.
+func TestInternalOpen(t *testing.T) {
+	ls := startCluster(t, 91, 64)
+	l := ls[0]
+	peers := map[string]Peer{}
+	for _, p := range l.cfg.Peers {
+		peers[p.DC] = p
+	}
+	n := &node{cfg: NodeConfig{DC: l.self.DC, Topology: &topology.Topology{}}, peers: peers}
+	n.ledger.Store(l)
+	caller := peers["dc-1"]
+	id := randomID(AccountIDLen)
+	good := accountRecord{ID: id, Name: guestName(id), HomeDC: caller.DC, HomeCity: caller.City, TokenSHA256: tokenHash("the-token")}
+	post := func(from netip.Addr, body string) (int, ErrorResponse) {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/internal/open", strings.NewReader(body))
+		req.RemoteAddr = netip.AddrPortFrom(from, 40000).String()
+		rec := httptest.NewRecorder()
+		n.routes().ServeHTTP(rec, req)
+		var er ErrorResponse
+		json.Unmarshal(rec.Body.Bytes(), &er)
+		return rec.Code, er
+	}
+	js := func(r accountRecord) string { b, _ := json.Marshal(r); return string(b) }
+	with := func(f func(*accountRecord)) string { r := good; f(&r); return js(r) }
+
+	for _, c := range []struct {
+		name  string
+		from  netip.Addr
+		body  string
+		want  int
+		field string
+	}{
+		{"from the host", netip.MustParseAddr("127.0.0.1"), js(good), http.StatusForbidden, ""},
+		{"from the node itself", l.self.WAN, js(good), http.StatusForbidden, ""},
+		{"an old-length id", caller.WAN, with(func(r *accountRecord) { r.ID = "abcdef"; r.Name = guestName(r.ID) }), http.StatusBadRequest, "id"},
+		{"a traversal id", caller.WAN, with(func(r *accountRecord) { r.ID = "../internal/x"; r.Name = guestName(r.ID) }), http.StatusBadRequest, "id"},
+		{"another name", caller.WAN, with(func(r *accountRecord) { r.Name = "root" }), http.StatusBadRequest, "name"},
+		{"homed elsewhere", caller.WAN, with(func(r *accountRecord) { r.HomeDC, r.HomeCity = "dc-2", "city-2" }), http.StatusBadRequest, "home_dc"},
+		{"no token hash", caller.WAN, with(func(r *accountRecord) { r.TokenSHA256 = "" }), http.StatusBadRequest, "token_sha256"},
+		{"an upper-case hash", caller.WAN, with(func(r *accountRecord) { r.TokenSHA256 = strings.ToUpper(r.TokenSHA256) }), http.StatusBadRequest, "token_sha256"},
+		{"an unknown field", caller.WAN, strings.TrimSuffix(js(good), "}") + `,"balance_fen":1}`, http.StatusBadRequest, "body"},
+	} {
+		if status, er := post(c.from, c.body); status != c.want || er.Field != c.field {
+			t.Errorf("%s: %d %+v; want %d naming %q", c.name, status, er, c.want, c.field)
+		}
+	}
+	if _, err := l.account(context.Background(), id); !errors.Is(err, ErrNoAccount) {
+		t.Fatalf("after refused requests, account %s: %v; want none", id, err)
+	}
+
+	if status, er := post(caller.WAN, js(good)); status != http.StatusCreated {
+		t.Fatalf("the record dc-1 drew: %d %+v; want 201", status, er)
+	}
+	if _, err := ls[2].Authorize(context.Background(), id, "the-token"); err != nil {
+		t.Errorf("the account created for dc-1, on another member: %v", err)
+	}
+	if got := balance(t, ls[1], id); got != InitialBalanceFen {
+		t.Errorf("its balance = %d, want %d", got, InitialBalanceFen)
+	}
+	again := with(func(r *accountRecord) { r.TokenSHA256 = tokenHash("another owner") })
+	if status, er := post(caller.WAN, again); status != http.StatusConflict || er.Field != "id" {
+		t.Errorf("the same id again: %d %+v; want 409 naming id", status, er)
+	}
+	if _, err := ls[2].Authorize(context.Background(), id, "another owner"); !errors.Is(err, ErrBadToken) {
+		t.Errorf("the second owner's token: %v; want refused", err)
 	}
 }

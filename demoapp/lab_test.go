@@ -202,7 +202,7 @@ func TestLabTransfers(t *testing.T) {
 	// gateway: an escaped traversal to the nodes' internal endpoint (which
 	// once was followed through a redirect and committed), other ids.
 	body := fmt.Sprintf(`{"from":%q,"token":%q,"transfer":{"to":%q,"amount_fen":7,"key":"sneak"},"batch":true,"to":%q,"amount_fen":7,"key":"sneak"}`, x.ID, x.Token, y.ID, y.ID)
-	for _, path := range []string{"/api/accounts/..%2F..%2Finternal%2Fcommit%3F/transfers", "/api/accounts/%2E%2E/transfers",
+	for _, path := range []string{"/api/accounts/..%2F..%2Finternal%2Fcommit%3F/transfers", "/api/accounts/..%2F..%2Finternal%2Fopen%3F/transfers", "/api/accounts/%2E%2E/transfers",
 		"/api/accounts/" + x.ID + "%2F..%2F" + y.ID + "/transfers", "/api/accounts/NOBODY/transfers"} {
 		if status, raw := a.do("POST", path, x.Token, json.RawMessage(body), nil); status/100 != 4 {
 			t.Errorf("POST %s through the gateway: %d %s; want a 4xx, nothing committed", path, status, raw)
@@ -237,6 +237,20 @@ func TestLabTransfers(t *testing.T) {
 	}
 	if got := a.balance(x); got != 100_000_000-1234 {
 		t.Errorf("payer balance after bad paths and internal commits from the host = %d, want %d", got, 100_000_000-1234)
+	}
+	// Nor does it create accounts for the host.
+	rec := `{"id":"abcdefghjkmn","name":"游客 Guest abcdefghjkmn","home_dc":"` + l.DCs[0].ID + `","home_city":"` + l.DCs[0].City + `","token_sha256":"` + strings.Repeat("0", 64) + `"}`
+	resp, err := http.Post("http://"+netip.AddrPortFrom(l.DCs[1].WANIP, lab.NodePort).String()+"/internal/open", "application/json", strings.NewReader(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("internal open from the host: %d %s; want 403", resp.StatusCode, answer)
+	}
+	if status, raw := a.do("GET", "/api/accounts/abcdefghjkmn", x.Token, nil, nil); status != http.StatusNotFound {
+		t.Errorf("the account the host asked for: %d %s; want 404", status, raw)
 	}
 }
 

@@ -511,28 +511,22 @@ func tokenHash(token string) string {
 
 // OpenAccount creates an account homed in this DC holding the initial
 // balance, and returns it with its token (shown once: the ledger keeps
-// only its hash). Openings are committed in groups, as transfers are: one
-// transaction creates every account that arrived while the last one was
-// in flight (a hall joining at once).
+// only its hash). It is committed by this DC's own group commit
+// ([Ledger.Create]); a node routes it to the leader's DC instead (node.open).
 func (l *Ledger) OpenAccount(ctx context.Context) (Account, error) {
+	return l.openWith(ctx, l.Create)
+}
+
+// openWith draws an id and a token and has create commit the record,
+// drawing again when create says the id is taken (errIDTaken).
+func (l *Ledger) openWith(ctx context.Context, create func(context.Context, accountRecord) error) (Account, error) {
 	tok := make([]byte, 16)
 	rand.Read(tok)
 	token := hex.EncodeToString(tok)
 	for range 3 {
 		id := randomID(AccountIDLen)
-		rec := accountRecord{ID: id, Name: "游客 Guest " + id, HomeDC: l.self.DC, HomeCity: l.self.City, TokenSHA256: tokenHash(token)}
-		req := &openReq{rec: rec, res: make(chan error, 1)}
-		select {
-		case l.opens <- req:
-		case <-ctx.Done():
-			return Account{}, l.unavailable(ctx.Err()) // never queued
-		}
-		var err error
-		select {
-		case err = <-req.res:
-		case <-ctx.Done():
-			return Account{}, l.unavailable(ctx.Err()) // an account no one holds the token of: harmless
-		}
+		rec := accountRecord{ID: id, Name: guestName(id), HomeDC: l.self.DC, HomeCity: l.self.City, TokenSHA256: tokenHash(token)}
+		err := create(ctx, rec)
 		if errors.Is(err, errIDTaken) {
 			continue // draw another
 		}
@@ -544,6 +538,28 @@ func (l *Ledger) OpenAccount(ctx context.Context) (Account, error) {
 			BalanceFen: InitialBalanceFen, ServedBy: l.self.DC, ServedCity: l.self.City}, nil
 	}
 	return Account{}, fmt.Errorf("demoapp: could not draw a free account id")
+}
+
+// guestName is an account's display name.
+func guestName(id string) string { return "游客 Guest " + id }
+
+// Create commits a new account record through this member's group
+// commit: one transaction creates every account that arrived while the
+// last one was in flight (a hall joining at once). It returns errIDTaken
+// when the id is an account's already, and nothing else is created then.
+func (l *Ledger) Create(ctx context.Context, rec accountRecord) error {
+	req := &openReq{rec: rec, res: make(chan error, 1)}
+	select {
+	case l.opens <- req:
+	case <-ctx.Done():
+		return l.unavailable(ctx.Err()) // never queued
+	}
+	select {
+	case err := <-req.res:
+		return err
+	case <-ctx.Done():
+		return l.unavailable(ctx.Err()) // an account no one holds the token of: harmless
+	}
 }
 
 // openReq is one opening waiting for its group.

@@ -51,6 +51,8 @@ type GatewayConfig struct {
 	// AudienceMax bounds the accounts the hall opens per drill;
 	// DefaultAudienceMax when 0.
 	AudienceMax int
+	// Limits are the per-address rates; DefaultClientLimits when zero.
+	Limits ClientLimits
 }
 
 // gateway maps each user to a home DC (the unit), forwards the user's
@@ -122,8 +124,11 @@ func newGateway(cfg GatewayConfig) *gateway {
 	if cfg.AudienceMax <= 0 {
 		cfg.AudienceMax = DefaultAudienceMax
 	}
+	if cfg.Limits == (ClientLimits{}) {
+		cfg.Limits = DefaultClientLimits
+	}
 	g := &gateway{cfg: cfg, dcs: cfg.Peers, users: map[string]*user{}, aud: newAudience(cfg.DropAudience, cfg.AudienceMax),
-		opens: newLimiter(OpensPerSecond, OpensBurst), transfers: newLimiter(TransfersPerSecond, TransfersBurst),
+		opens: newLimiter(cfg.Limits.Opens, cfg.Limits.Off), transfers: newLimiter(cfg.Limits.Transfers, cfg.Limits.Off),
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:               nil,

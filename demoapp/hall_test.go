@@ -202,6 +202,72 @@ func TestHallLimits(t *testing.T) {
 	}
 }
 
+// TestClientLimitsChosen raises the limits as a speaker behind a tunnel
+// does (the whole hall at one address), and turns them off.
+func TestClientLimitsChosen(t *testing.T) {
+	burst := func(lim ClientLimits, path string) int {
+		_, h := testGateway(t, &fakeUpstream{}, GatewayConfig{Limits: lim, AudienceMax: 1000})
+		for i := range 100 {
+			req := httptest.NewRequest("POST", path, strings.NewReader(`{"to":"abcdefghjkmp","amount_fen":1,"key":"k"}`))
+			req.RemoteAddr = "192.0.2.7:40000"
+			req.Header.Set("Authorization", "Bearer t")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code == http.StatusTooManyRequests {
+				return i
+			}
+		}
+		return 100
+	}
+	raised, err := ParseClientLimits("opens=1/40,transfers=2/60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := ParseClientLimits("off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		lim  ClientLimits
+		path string
+		want int
+	}{
+		{"default opens", ClientLimits{}, "/api/accounts", OpensBurst},
+		{"raised opens", raised, "/api/accounts", 40},
+		{"raised transfers", raised, "/api/accounts/abcdefghjkmn/transfers", 60},
+		{"opens off", off, "/api/accounts", 100},
+		{"transfers off", off, "/api/accounts/abcdefghjkmn/transfers", 100},
+	} {
+		if got := burst(c.lim, c.path); got != c.want {
+			t.Errorf("%s (%v): %d requests from one address before a 429; want %d", c.name, c.lim, got, c.want)
+		}
+	}
+}
+
+func TestParseClientLimits(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "opens=0.5/5,transfers=10/20",
+		"off":                              "off",
+		"opens=20/200":                     "opens=20/200,transfers=10/20",
+		"transfers=500/1000, opens=2.5/10": "opens=2.5/10,transfers=500/1000",
+	} {
+		got, err := ParseClientLimits(in)
+		if err != nil || got.String() != want {
+			t.Errorf("ParseClientLimits(%q) = %v, %v; want %s", in, got, err, want)
+		}
+		if again, err := ParseClientLimits(got.String()); err != nil || again != got {
+			t.Errorf("%q does not read back: %v, %v", got.String(), again, err)
+		}
+	}
+	for _, in := range []string{"on", "opens", "opens=5", "opens=0/5", "opens=-1/5", "opens=5/0", "opens=NaN/5", "opens=Inf/5",
+		"opens=1/5,opens=2/5", "reads=1/5", "opens=1/5;transfers=1/5", "opens=1/2.5"} {
+		if _, err := ParseClientLimits(in); err == nil || !strings.Contains(err.Error(), "RATE/BURST") {
+			t.Errorf("ParseClientLimits(%q): %v; want an error saying what is valid", in, err)
+		}
+	}
+}
+
 // TestSlowBodyIsCutOff sends a request whose body trickles in at a byte a
 // second: the server must close the connection before it is done.
 func TestSlowBodyIsCutOff(t *testing.T) {

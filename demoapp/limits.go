@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,78 @@ const (
 	maxLimited = 100_000
 )
 
+// Rate is a token bucket: PerSecond requests a second on average, Burst at
+// once.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// ClientLimits are the per-address rates of the gateway's public API.
+// The defaults suit a hall whose phones each have their own address (a
+// venue's Wi-Fi); behind a tunnel or proxy the whole hall shares one
+// address, and the speaker raises them or turns them off (`lab up
+// --client-limits`).
+type ClientLimits struct {
+	Off       bool // no per-address limits (the other defences stay)
+	Opens     Rate
+	Transfers Rate
+}
+
+// DefaultClientLimits: 5 openings at once then one every 2 s, 20
+// transfers at once then 10 a second.
+var DefaultClientLimits = ClientLimits{Opens: Rate{OpensPerSecond, OpensBurst}, Transfers: Rate{TransfersPerSecond, TransfersBurst}}
+
+// ParseClientLimits reads "off", or a comma-separated list of
+// opens=RATE/BURST and transfers=RATE/BURST (RATE a second, more than 0;
+// BURST a whole number, 1 or more); what the list leaves out keeps its
+// default. "" is the defaults.
+func ParseClientLimits(s string) (ClientLimits, error) {
+	lim := DefaultClientLimits
+	if s == "" {
+		return lim, nil
+	}
+	if s == "off" {
+		lim.Off = true
+		return lim, nil
+	}
+	const valid = `want "off" or opens=RATE/BURST,transfers=RATE/BURST, e.g. opens=20/200,transfers=500/1000 (RATE a second, BURST at once)`
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		var r *Rate
+		switch name {
+		case "opens":
+			r = &lim.Opens
+		case "transfers":
+			r = &lim.Transfers
+		}
+		if !ok || r == nil || seen[name] {
+			return ClientLimits{}, fmt.Errorf("client limits %q: %q: %s", s, part, valid)
+		}
+		seen[name] = true
+		perSecond, burst, ok := strings.Cut(val, "/")
+		ps, err1 := strconv.ParseFloat(perSecond, 64)
+		b, err2 := strconv.Atoi(burst)
+		if !ok || err1 != nil || err2 != nil || !(ps > 0) || math.IsInf(ps, 0) || b < 1 {
+			return ClientLimits{}, fmt.Errorf("client limits %q: %s: %q is not RATE/BURST with RATE > 0 and BURST ≥ 1: %s", s, name, val, valid)
+		}
+		*r = Rate{ps, b}
+	}
+	return lim, nil
+}
+
+// String is the form ParseClientLimits reads.
+func (c ClientLimits) String() string {
+	if c.Off {
+		return "off"
+	}
+	f := func(r Rate) string {
+		return strconv.FormatFloat(r.PerSecond, 'g', -1, 64) + "/" + strconv.Itoa(r.Burst)
+	}
+	return "opens=" + f(c.Opens) + ",transfers=" + f(c.Transfers)
+}
+
 // limiter holds a token bucket per client address.
 type limiter struct {
 	every rate.Limit
@@ -56,13 +129,21 @@ type limiter struct {
 	clients map[netip.Addr]*rate.Limiter
 }
 
-func newLimiter(perSecond float64, burst int) *limiter {
-	return &limiter{every: rate.Limit(perSecond), burst: burst, clients: map[netip.Addr]*rate.Limiter{}}
+// newLimiter is r's bucket for each address; off lets every request
+// through.
+func newLimiter(r Rate, off bool) *limiter {
+	if off {
+		return &limiter{every: rate.Inf}
+	}
+	return &limiter{every: rate.Limit(r.PerSecond), burst: r.Burst, clients: map[netip.Addr]*rate.Limiter{}}
 }
 
 // wait says how long the client must wait before its next request; 0 lets
 // it through now (and spends a token).
 func (l *limiter) wait(client netip.Addr, now time.Time) time.Duration {
+	if l.every == rate.Inf {
+		return 0
+	}
 	l.mu.Lock()
 	lim, ok := l.clients[client]
 	if !ok {

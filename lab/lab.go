@@ -144,6 +144,10 @@ type UpOptions struct {
 	// a new gateway takes its default (10,000) and an existing one keeps
 	// what it was given.
 	AudienceMax int
+	// ClientLimits are a new gateway's per-address rates, in the form
+	// demoapp.ParseClientLimits reads; "" takes its defaults, and an
+	// existing gateway keeps what it was given.
+	ClientLimits string
 	// Leave lists DCs that a fault in force holds paused or powered off:
 	// Up leaves their containers as they are and does not wait for them.
 	Leave []string
@@ -199,6 +203,9 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 	gwEnv := opts.GatewayEnv
 	if opts.AudienceMax > 0 {
 		gwEnv = append(slices.Clip(gwEnv), EnvAudienceMax+"="+strconv.Itoa(opts.AudienceMax))
+	}
+	if opts.ClientLimits != "" {
+		gwEnv = append(slices.Clip(gwEnv), EnvClientLimits+"="+opts.ClientLimits)
 	}
 	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv, gwEnv) {
 		if spec.publish != 0 && opts.GatewayBind.IsValid() {

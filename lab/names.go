@@ -45,6 +45,7 @@ const (
 	EnvGatewayRecord  = nodeapi.EnvGatewayRecord
 	EnvGatewayTrusted = nodeapi.EnvGatewayTrusted
 	EnvAudienceMax    = nodeapi.EnvAudienceMax
+	EnvClientLimits   = nodeapi.EnvClientLimits
 
 	NodePort          = nodeapi.NodePort
 	GatewayPort       = nodeapi.GatewayPort

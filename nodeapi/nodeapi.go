@@ -34,6 +34,9 @@ const (
 	EnvGatewayTrusted = "FIBERCUT_GATEWAY_TRUSTED"
 	// EnvAudienceMax bounds the accounts the hall may open per drill.
 	EnvAudienceMax = "FIBERCUT_AUDIENCE_MAX"
+	// EnvClientLimits sets the gateway's per-address rates
+	// (demoapp.ParseClientLimits).
+	EnvClientLimits = "FIBERCUT_CLIENT_LIMITS"
 
 	NodePort    = 7100
 	GatewayPort = 8080

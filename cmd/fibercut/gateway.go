@@ -45,6 +45,9 @@ func newGatewayCmd() *cobra.Command {
 				}
 			}
 			demoapp.TuneGC()
+			if cfg.Limits, err = demoapp.ParseClientLimits(os.Getenv(lab.EnvClientLimits)); err != nil {
+				return fmt.Errorf("%s: %w", lab.EnvClientLimits, err)
+			}
 			return demoapp.RunGateway(cmd.Context(), cfg)
 		},
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
+	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/topology"
@@ -65,6 +66,7 @@ func newLabUpCmd() *cobra.Command {
 		gatewayPort        int
 		gatewayBind        string
 		audienceMax        int
+		clientLimits       string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -86,6 +88,13 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			if audienceMax < 0 {
 				return fmt.Errorf("--audience-max %d: give a number of accounts, 1 or more (0 keeps the gateway's)", audienceMax)
 			}
+			if clientLimits != "" {
+				lim, err := demoapp.ParseClientLimits(clientLimits)
+				if err != nil {
+					return fmt.Errorf("--client-limits: %w", err)
+				}
+				clientLimits = lim.String()
+			}
 			cli, err := lab.Connect(cmd.Context())
 			if err != nil {
 				return err
@@ -104,7 +113,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			var tm lab.Timings
 			l, err := lab.Up(cmd.Context(), cli, lab.UpOptions{
 				Name: name, Topology: t, Binary: binary, ReadyTimeout: timeout, Timings: &tm, GatewayPort: gatewayPort, Leave: hold,
-				GatewayBind: bind, AudienceMax: audienceMax,
+				GatewayBind: bind, AudienceMax: audienceMax, ClientLimits: clientLimits,
 			})
 			if err != nil {
 				return err
@@ -136,6 +145,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 	cmd.Flags().IntVar(&gatewayPort, "gateway-port", 0, "host port for the audience page and API (default: a free port)")
 	cmd.Flags().StringVar(&gatewayBind, "gateway-bind", "", "host address to publish the gateway on, e.g. the venue network's, or 127.0.0.1 behind a tunnel (default: every address; an existing gateway keeps its own)")
 	cmd.Flags().IntVar(&audienceMax, "audience-max", 0, "accounts the hall may open per drill (default 10,000; an existing gateway keeps its own)")
+	cmd.Flags().StringVar(&clientLimits, "client-limits", "", `per-address rates of the audience API: "off", or opens=RATE/BURST,transfers=RATE/BURST (default opens=0.5/5,transfers=10/20; behind a tunnel the hall shares one address: raise them; an existing gateway keeps its own)`)
 	return cmd
 }
 

@@ -54,3 +54,18 @@ func TestLabComposeCmd(t *testing.T) {
 		t.Errorf("--out does not say how to start the lab:\n%s", out)
 	}
 }
+
+// TestLabUpRefusesBadLimits: a bad --client-limits is refused, naming what
+// is valid, before anything is created.
+func TestLabUpRefusesBadLimits(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	root := newRootCmd(&stdout, &stderr)
+	root.SetArgs([]string{"lab", "up", "--name", "never-created", "--client-limits", "opens=fast"})
+	err := root.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--client-limits") || !strings.Contains(err.Error(), "opens=RATE/BURST") {
+		t.Errorf("lab up --client-limits opens=fast: %v; want an error naming the flag and the valid form", err)
+	}
+	if strings.Contains(stdout.String(), "is up") {
+		t.Errorf("a lab came up:\n%s", stdout.String())
+	}
+}

@@ -45,6 +45,10 @@ func ledgerClient(l *lab.Lab) (*clientv3.Client, error) {
 // ledgerPrefixes are the key spaces a drill owns.
 var ledgerPrefixes = ledgerkeys.All
 
+// defragTimeout bounds the defragmentation of one member after a reset:
+// seconds for the few hundred MiB a long drill leaves on this lab's disks.
+const defragTimeout = time.Minute
+
 // resetLedger deletes every account, balance and transfer, so that the
 // drill's verification sees only what its own load did.
 func resetLedger(ctx context.Context, c *clientv3.Client) error {
@@ -54,19 +58,28 @@ func resetLedger(ctx context.Context, c *clientv3.Client) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := c.Txn(cctx).Then(ops...).Commit()
-	if err != nil {
+	if _, err := c.Txn(cctx).Then(ops...).Commit(); err != nil {
 		return fmt.Errorf("drill: clear the lab's ledger: %w", err)
 	}
 	// Deleted keys keep their space until compacted and the backend is
-	// defragmented: without this, drill after drill fills the quota.
-	if _, err := c.Compact(cctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+	// defragmented: without this, drill after drill fills the quota. The
+	// deletions leave a tombstone per key, which a compaction removes only
+	// at a later revision: the reset's own record gives one.
+	put, err := c.Put(cctx, ledgerkeys.Reset, time.Now().UTC().Format(time.RFC3339))
+	if err != nil {
+		return fmt.Errorf("drill: clear the lab's ledger: %w", err)
+	}
+	if _, err := c.Compact(cctx, put.Header.Revision, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 		return fmt.Errorf("drill: compact the lab's ledger after clearing it: %w", err)
 	}
 	// A member that cannot be reached now (a DC a kept fault holds) is
-	// defragmented by a later reset.
+	// defragmented by a later reset. Each gets its own time: defragmenting
+	// rewrites the whole file, and a member is blocked meanwhile.
 	for _, ep := range c.Endpoints() {
-		if _, err := c.Defragment(cctx, ep); err != nil {
+		dctx, cancel := context.WithTimeout(ctx, defragTimeout)
+		_, err := c.Defragment(dctx, ep)
+		cancel()
+		if err != nil {
 			slog.Warn("drill: could not defragment a ledger member after clearing it", "member", ep, "err", err)
 		}
 	}

@@ -6,6 +6,7 @@
 //	bal/ID         the balance in fen, decimal
 //	xfer/FROM/KEY  a committed transfer (JSON); account ids hold no slash,
 //	               idempotency keys may
+//	reset          when the ledger was last cleared (RFC 3339)
 package ledgerkeys
 
 // Prefixes of the key spaces.
@@ -14,6 +15,11 @@ const (
 	Balances  = "bal/"
 	Transfers = "xfer/"
 )
+
+// Reset is the key a reset writes after clearing the key spaces: the
+// compaction that follows must be at a revision past the deletions for
+// their tombstones to go (etcd keeps those at the compacted revision).
+const Reset = "reset"
 
 // All lists every key space of the ledger, as a reset clears them.
 var All = []string{Accounts, Balances, Transfers}

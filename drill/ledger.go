@@ -45,43 +45,88 @@ func ledgerClient(l *lab.Lab) (*clientv3.Client, error) {
 // ledgerPrefixes are the key spaces a drill owns.
 var ledgerPrefixes = ledgerkeys.All
 
-// defragTimeout bounds the defragmentation of one member after a reset:
-// seconds for the few hundred MiB a long drill leaves on this lab's disks.
-const defragTimeout = time.Minute
+// How long each step of a reset may take. A long session leaves
+// hundreds of thousands of transfers: their deletion is one raft entry,
+// but etcd compacts in batches of a thousand revisions with a pause
+// between (BenchmarkSoakAcrossDrills: 10 s was too short for 200,000
+// transfers), and defragmenting rewrites a member's whole file.
+const (
+	clearTimeout   = 30 * time.Second
+	memberTimeout  = 5 * time.Second // a member held by a kept fault costs this
+	compactTimeout = 2 * time.Minute
+	defragTimeout  = time.Minute
+)
+
+// clearPage is how many keys a reset deletes in one request (a variable
+// for tests).
+var clearPage int64 = 10_000
 
 // resetLedger deletes every account, balance and transfer, so that the
 // drill's verification sees only what its own load did.
 func resetLedger(ctx context.Context, c *clientv3.Client) error {
-	ops := make([]clientv3.Op, len(ledgerPrefixes))
-	for i, p := range ledgerPrefixes {
-		ops[i] = clientv3.OpDelete(p, clientv3.WithPrefix())
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := c.Txn(cctx).Then(ops...).Commit(); err != nil {
-		return fmt.Errorf("drill: clear the lab's ledger: %w", err)
+	// A page at a time: one deletion of a long session's million keys is
+	// one raft entry that every member takes seconds to apply, and etcd
+	// gives up on it ("request timed out", BenchmarkSoakAcrossDrills).
+	for _, p := range ledgerPrefixes {
+		for {
+			cctx, cancel := context.WithTimeout(ctx, clearTimeout)
+			resp, err := c.Get(cctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(clearPage))
+			if err == nil && len(resp.Kvs) > 0 {
+				last := resp.Kvs[len(resp.Kvs)-1].Key
+				_, err = c.Delete(cctx, p, clientv3.WithRange(string(last)+"\x00"))
+			}
+			cancel()
+			if err != nil {
+				return fmt.Errorf("drill: clear the lab's ledger (%s*): %w", p, err)
+			}
+			if !resp.More {
+				break
+			}
+		}
 	}
 	// Deleted keys keep their space until compacted and the backend is
-	// defragmented: without this, drill after drill fills the quota. The
-	// deletions leave a tombstone per key, which a compaction removes only
-	// at a later revision: the reset's own record gives one.
-	put, err := c.Put(cctx, ledgerkeys.Reset, time.Now().UTC().Format(time.RFC3339))
-	if err != nil {
-		return fmt.Errorf("drill: clear the lab's ledger: %w", err)
-	}
-	if _, err := c.Compact(cctx, put.Header.Revision, clientv3.WithCompactPhysical()); err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
-		return fmt.Errorf("drill: compact the lab's ledger after clearing it: %w", err)
-	}
-	// A member that cannot be reached now (a DC a kept fault holds) is
-	// defragmented by a later reset. Each gets its own time: defragmenting
-	// rewrites the whole file, and a member is blocked meanwhile.
+	// defragmented: without this, drill after drill fills the quota.
+	// Each member is settled in turn: a compaction waits only for the
+	// member that served it, and a defragmentation while a member is
+	// still compacting keeps what it has not yet freed. A member that
+	// cannot be reached now (a DC a kept fault holds) is settled by a
+	// later reset.
 	for _, ep := range c.Endpoints() {
-		dctx, cancel := context.WithTimeout(ctx, defragTimeout)
-		_, err := c.Defragment(dctx, ep)
-		cancel()
-		if err != nil {
-			slog.Warn("drill: could not defragment a ledger member after clearing it", "member", ep, "err", err)
+		if err := settleMember(ctx, ep); err != nil {
+			slog.Warn("drill: could not free a ledger member's space after clearing it", "member", ep, "err", err)
 		}
+	}
+	return nil
+}
+
+// settleMember compacts one member past the reset and defragments it.
+// The deletions leave a tombstone per key, which only a compaction at a
+// later revision removes: the reset's record (ledgerkeys.Reset), written
+// through this member, gives one; compactions run in order on a member,
+// so when this one is done there, every earlier one is too.
+func settleMember(ctx context.Context, ep string) error {
+	mc, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer mc.Close()
+	cctx, cancel := context.WithTimeout(ctx, memberTimeout)
+	put, err := mc.Put(cctx, ledgerkeys.Reset, time.Now().UTC().Format(time.RFC3339Nano))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("write the reset's record: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, compactTimeout)
+	_, err = mc.Compact(pctx, put.Header.Revision, clientv3.WithCompactPhysical())
+	cancel()
+	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("compact: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, defragTimeout)
+	_, err = mc.Defragment(dctx, ep)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("defragment: %w", err)
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"golang.org/x/sync/errgroup"
 )
 
 // DownOptions configure [Down].
@@ -53,19 +52,17 @@ func Down(ctx context.Context, cli client.APIClient, name string, opts DownOptio
 	if err != nil {
 		return out, fmt.Errorf("lab: list containers of lab %q: %w", name, err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// One at a time: Docker 20.10's libnetwork can deadlock when several
+	// containers of one network exit at once (the store's watch loop and
+	// an endpoint's leave take the controller's and the network's locks
+	// in opposite orders; seen once here, in a lab down after 20 drills,
+	// and every later network call of the engine hung).
 	for _, c := range cs {
-		g.Go(func() error {
-			err := cli.ContainerRemove(gctx, c.ID, container.RemoveOptions{Force: true})
-			if err != nil && !cerrdefs.IsNotFound(err) {
-				return fmt.Errorf("lab: remove container %s: %w", firstName(c.Names, c.ID), err)
-			}
-			return nil
-		})
+		err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return out, fmt.Errorf("lab: remove container %s: %w", firstName(c.Names, c.ID), err)
+		}
 		out.Containers = append(out.Containers, firstName(c.Names, c.ID))
-	}
-	if err := g.Wait(); err != nil {
-		return out, err
 	}
 
 	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: byLab})

@@ -9,9 +9,13 @@ import (
 )
 
 // delayKind adds latency (and jitter) to every packet leaving a DC's WAN
-// interface with a netem qdisc, where the kernel has sch_netem:
-// "delay 50ms±10ms dc ID | city NAME | leader". The kernel cannot end a
-// qdisc on time: the fault's watchdog does.
+// interface: "delay 50ms±10ms dc ID | city NAME | leader". Two engines:
+// a netem qdisc, where the kernel has sch_netem (the kernel cannot end a
+// qdisc on time: the fault's watchdog does); or NFQUEUE, where it has
+// not: nftables rules queue the DC's egress, with bypass, to the fault's
+// holder, which gives each packet its verdict after the delay (holder.go).
+// Their set elements expire with the fault, and a dead holder lets
+// packets pass.
 type delayKind struct{}
 
 func (delayKind) parse(p *parser, s *Spec) error {
@@ -36,17 +40,45 @@ func (delayKind) validate(s Spec, t *topology.Topology) error {
 	if s.Delay <= 0 || s.Jitter < 0 {
 		return fmt.Errorf("%w: delay %s jitter %s; the delay must be positive and the jitter not negative", ErrBadSpec, s.Delay, s.Jitter)
 	}
-	if s.A != "" {
-		return fmt.Errorf("%w: delay on a single link is not supported yet; delay a whole DC or city (dc ID, city NAME)", ErrBadSpec)
+	if s.A != "" && s.Engine == EngineNetem {
+		return fmt.Errorf("%w: a delay on a single link needs --engine nfqueue (netem delays a whole DC or city)", ErrBadSpec)
+	}
+	switch s.Engine {
+	case "", EngineAuto, EngineNetem, EngineNFQueue:
+	default:
+		return fmt.Errorf("%w: delay engine %q: want %s, %s or %s", ErrBadSpec, s.Engine, EngineAuto, EngineNetem, EngineNFQueue)
 	}
 	return nil
 }
 
 func (delayKind) plan(s Spec, l *lab.Lab) (changes, error) {
-	if err := netemAvailable(); err != nil {
-		return changes{}, err
+	engine := s.Engine
+	if engine == "" || engine == EngineAuto {
+		engine = EngineNFQueue
+		if kernelHas("CONFIG_NET_SCH_NETEM") {
+			engine = EngineNetem
+		}
 	}
-	return changes{qdisc: &qdiscSpec{Delay: s.Delay, Jitter: s.Jitter}, qdiscDCs: s.Targets(l.Topology)}, nil
+	if s.A != "" {
+		engine = EngineNFQueue // netem delays a whole interface
+	}
+	if engine == EngineNetem {
+		if err := netemAvailable(); err != nil {
+			return changes{}, fmt.Errorf("%w; --engine nfqueue (or auto) delays without it", err)
+		}
+		return changes{qdisc: &qdiscSpec{Delay: s.Delay, Jitter: s.Jitter}, qdiscDCs: s.Targets(l.Topology)}, nil
+	}
+	ch := changes{hold: true}
+	if s.A != "" {
+		// Both directions, each at its sender, as netem on both ends.
+		ch.put(s.A, setDelayTo, wanIP(l, s.B))
+		ch.put(s.B, setDelayTo, wanIP(l, s.A))
+		return ch, nil
+	}
+	for _, dc := range s.Targets(l.Topology) {
+		ch.put(dc, setDelay, wanIP(l, dc))
+	}
+	return ch, nil
 }
 
 func (delayKind) cutOff(s Spec, t *topology.Topology) []string { return linkOrDCs(s, t) }

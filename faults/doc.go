@@ -23,8 +23,11 @@
 // back one never touches the other. Set elements carry kernel timeouts, so a
 // cut, partition, isolation or loss ends on time even if fibercut is killed.
 // Only the WAN interface is filtered; the management network is never cut.
-// Bandwidth limits are tbf qdiscs, delays netem qdiscs (where the kernel has
-// sch_netem), and power-off and pause are engine operations ([Backend]).
+// Bandwidth limits are tbf qdiscs; delays are netem qdiscs where the kernel
+// has sch_netem, else rules that queue the DC's egress (NFQUEUE, with
+// bypass) to the fault's holder, a detached process that releases each
+// packet after the delay (holder.go, on package nfqueue); power-off and
+// pause are engine operations ([Backend]).
 //
 // # The failsafe
 //

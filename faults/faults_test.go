@@ -30,7 +30,7 @@ import (
 // fixture is a running default lab with an injector whose records live in
 // the test's temporary directory.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	cli   client.APIClient
 	lab   *lab.Lab
 	in    *faults.Injector
@@ -38,7 +38,7 @@ type fixture struct {
 	base  *lab.Matrix
 }
 
-func newFixture(t *testing.T, topo string) *fixture {
+func newFixture(t testing.TB, topo string) *fixture {
 	t.Helper()
 	cli := labtest.RequireDocker(t)
 	labtest.RequireRoot(t)
@@ -252,7 +252,7 @@ func TestBandwidthAndDelay(t *testing.T) {
 		t.Fatalf("tbf still on sh-a after heal (rate %d)", got)
 	}
 
-	_, err := f.in.Apply(context.Background(), faults.Spec{Kind: faults.KindDelay, Delay: 50 * time.Millisecond, City: "hangzhou", For: time.Minute})
+	_, err := f.in.Apply(context.Background(), faults.Spec{Kind: faults.KindDelay, Delay: 50 * time.Millisecond, City: "hangzhou", For: time.Minute, Engine: faults.EngineNetem})
 	if netemBuilt() {
 		if err != nil {
 			t.Fatalf("delay on a kernel with netem: %v", err)
@@ -260,7 +260,7 @@ func TestBandwidthAndDelay(t *testing.T) {
 		return
 	}
 	if !errors.Is(err, faults.ErrNoNetem) || !strings.Contains(err.Error(), "CONFIG_NET_SCH_NETEM") || !strings.Contains(err.Error(), "bandwidth") {
-		t.Fatalf("delay without netem = %v; want ErrNoNetem naming CONFIG_NET_SCH_NETEM and the faults that work", err)
+		t.Fatalf("delay by netem without netem = %v; want ErrNoNetem naming CONFIG_NET_SCH_NETEM and the faults that work", err)
 	}
 	for _, dc := range []string{"hz-a", "hz-b"} {
 		if got := tbfRate(t, f, dc); got != 0 {
@@ -278,7 +278,7 @@ func netemBuilt() bool {
 }
 
 // inNetns runs fn on a thread inside the DC's network namespace.
-func inNetns(t *testing.T, f *fixture, dc string, fn func()) {
+func inNetns(t testing.TB, f *fixture, dc string, fn func()) {
 	t.Helper()
 	l, err := lab.Inspect(context.Background(), f.cli, f.lab.Name)
 	if err != nil {
@@ -774,4 +774,93 @@ func TestSignalHealsForegroundFault(t *testing.T) {
 	if recs, _ := f.in.Live(time.Now()); len(recs) != 0 {
 		t.Errorf("records left after SIGTERM: %v", recs)
 	}
+}
+
+// rtt is the median connect time from one DC to another.
+func (f *fixture) rtt(from, to string) (time.Duration, lab.Probe) {
+	f.t.Helper()
+	m := f.matrix(lab.MatrixOptions{Tries: 5})
+	p, ok := m.Get(from, to)
+	if !ok {
+		f.t.Fatalf("no probe %s→%s", from, to)
+	}
+	return p.RTT, p
+}
+
+// TestDelayByQueue delays a DC's egress without netem: through NFQUEUE
+// and the fault's holder. A connection to the DC takes at least the delay
+// longer (its answers wait), one between two other DCs does not, and at
+// the fault's end the delay is gone without any command: the kernel's
+// elements expired and the holder left. A holder killed mid-delay lets
+// the link carry traffic at once, undelayed and with nothing dropped.
+func TestDelayByQueue(t *testing.T) {
+	f := newFixture(t, topology.Default)
+	const delay = 50 * time.Millisecond
+	// What counts as undelayed: a connect within the lab's bridge takes
+	// well under a millisecond; half the delay leaves room for a busy
+	// machine.
+	const undelayed = delay / 2
+	if d, _ := f.rtt("hz-a", "sz-a"); d >= undelayed {
+		t.Fatalf("before the fault, hz-a→sz-a takes %s", d)
+	}
+	rec := f.apply(faults.Spec{Kind: faults.KindDelay, Delay: delay, DC: "sz-a", For: 5 * time.Second, Engine: faults.EngineNFQueue})
+	if rec.Holder == nil || len(rec.Qdisc) != 0 || !rec.KernelExpires() {
+		t.Fatalf("record %+v: want a holder, no qdisc, ended by the kernel", rec)
+	}
+	if d, p := f.rtt("hz-a", "sz-a"); d < delay || p.Reach != lab.ReachOK {
+		t.Errorf("delayed: hz-a→sz-a %s (%s); want at least %s, every try through", d, p.Reach, delay)
+	}
+	if d, _ := f.rtt("hz-a", "hz-b"); d >= undelayed {
+		t.Errorf("hz-a→hz-b, not delayed, takes %s", d)
+	}
+	// The end, on its own.
+	deadline := rec.Until.Add(15 * time.Second)
+	for rec.Holder.Alive() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder of %s still runs %s after the fault's end", rec.ID, time.Since(rec.Until))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if d, p := f.rtt("hz-a", "sz-a"); d >= undelayed || p.Reach != lab.ReachOK {
+		t.Errorf("after the fault's end: hz-a→sz-a %s (%s); want undelayed", d, p.Reach)
+	}
+
+	// A link: both directions, each at its sender.
+	rec = f.apply(faults.Spec{Kind: faults.KindDelay, Delay: 20 * time.Millisecond, A: "hz-a", B: "sz-a", For: time.Minute, Engine: faults.EngineNFQueue})
+	if d, _ := f.rtt("hz-a", "sz-a"); d < 40*time.Millisecond {
+		t.Errorf("link hz-a sz-a delayed 20 ms: the round trip takes %s; want at least 40 ms", d)
+	}
+	for _, p := range [][2]string{{"hz-a", "hz-b"}, {"sz-a", "sh-a"}} {
+		if d, _ := f.rtt(p[0], p[1]); d >= undelayed {
+			t.Errorf("%s→%s, off the delayed link, takes %s", p[0], p[1], d)
+		}
+	}
+	f.healAndExpectBaseline(rec.ID)
+	if rec.Holder.Alive() {
+		for i := 0; rec.Holder.Alive() && i < 100; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if rec.Holder.Alive() {
+			t.Errorf("the holder of healed %s still runs after 10 s", rec.ID)
+		}
+	}
+
+	// Killed mid-delay.
+	rec = f.apply(faults.Spec{Kind: faults.KindDelay, Delay: delay, DC: "sz-a", For: time.Minute, Engine: faults.EngineNFQueue})
+	if d, _ := f.rtt("hz-a", "sz-a"); d < delay {
+		t.Fatalf("delayed again: hz-a→sz-a %s", d)
+	}
+	if err := syscall.Kill(rec.Holder.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; rec.Holder.Alive(); i++ {
+		if i > 100 {
+			t.Fatal("the killed holder is still alive after 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d, p := f.rtt("hz-a", "sz-a"); d >= undelayed || p.Reach != lab.ReachOK || p.OK != p.Tries {
+		t.Errorf("holder killed: hz-a→sz-a %s, %d of %d tries through; want undelayed, none dropped", d, p.OK, p.Tries)
+	}
+	f.healAndExpectBaseline(rec.ID)
 }

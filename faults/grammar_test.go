@@ -60,11 +60,12 @@ func TestParseSpec(t *testing.T) {
 			}
 			err = got.Validate(tp)
 			if got.Kind == KindDelay && got.A != "" {
-				// The grammar has it; the mechanism does not yet.
-				if err == nil || !strings.Contains(err.Error(), "not supported yet") {
-					t.Errorf("Validate of a delay on a link = %v; want not supported yet", err)
+				// netem delays whole interfaces: a link is nfqueue's.
+				netem := got
+				netem.Engine = EngineNetem
+				if err := netem.Validate(tp); err == nil || !strings.Contains(err.Error(), "--engine nfqueue") {
+					t.Errorf("Validate of a delay on a link by netem = %v; want it to name --engine nfqueue", err)
 				}
-				return
 			}
 			if err != nil {
 				t.Errorf("Validate: %v", err)

@@ -44,8 +44,11 @@ type Injector struct {
 	// process on purpose: they have no owner, so lab up and drill run
 	// report them rather than heal them. Their time limit still holds.
 	Detached bool
-	// arm starts the watchdog of a record; tests replace it.
-	arm func(ctx context.Context, rec Record) (*Process, error)
+	// arm starts the watchdog of a record, hold the holder of a delay by
+	// NFQUEUE in the given DCs (by their containers' pids); tests replace
+	// them.
+	arm  func(ctx context.Context, rec Record) (*Process, error)
+	hold func(ctx context.Context, rec Record, dcs map[string]int) (*Process, error)
 
 	mu  sync.Mutex
 	lab *lab.Lab
@@ -62,6 +65,7 @@ func NewInjector(docker client.APIClient, l *lab.Lab, store *Store) *Injector {
 func NewInjectorFor(b Backend, l *lab.Lab, store *Store) *Injector {
 	in := &Injector{backend: b, store: store, name: l.Name, lab: l}
 	in.arm = in.spawnWatchdog
+	in.hold = in.spawnHolder
 	return in
 }
 
@@ -215,6 +219,25 @@ func (in *Injector) apply(ctx context.Context, l *lab.Lab, spec Spec, ch changes
 		}
 		rec.Watchdog = wd
 		if err := in.store.modify(func(st *State) error { return replace(st, rec) }); err != nil {
+			return nil, forget(err)
+		}
+	}
+	// 2b. The holder of a delay by NFQUEUE: bound to its queues before
+	// any rule sends packets there (with bypass they would pass anyway).
+	if ch.hold {
+		dcs := map[string]int{}
+		for dc := range ch.nft {
+			if d, ok := l.DC(dc); ok {
+				dcs[dc] = d.Pid
+			}
+		}
+		h, err := in.hold(ctx, rec, dcs)
+		if err != nil {
+			return nil, forget(fmt.Errorf("faults: start the holder of %s (nothing was changed): %w", id, err))
+		}
+		rec.Holder = h
+		if err := in.store.modify(func(st *State) error { return replace(st, rec) }); err != nil {
+			h.Stop()
 			return nil, forget(err)
 		}
 	}
@@ -448,6 +471,9 @@ func (in *Injector) revert(ctx context.Context, rec Record, others []Record) err
 	}
 	for _, dc := range rec.Qdisc {
 		visit(dc, func(ns Namespace) error { _, err := ns.removeQdisc(); return err })
+	}
+	if rec.Holder != nil {
+		rec.Holder.Stop() // its queues get nothing now; it releases what it holds
 	}
 	return errors.Join(errs...)
 }

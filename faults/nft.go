@@ -12,7 +12,10 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
+
+	"github.com/fibercut/fibercut/nfqueue"
 )
 
 // TableName is the nftables table fibercut owns in every DC namespace (family
@@ -31,6 +34,8 @@ const (
 	setKeep      = "keep"     // peers an isolated DC still talks to
 	prefixLossIn = "loss_in_" // + percent: sources whose packets are dropped at random
 	prefixLossDC = "loss_dc_" // + percent: the DC's own address while all its traffic is lossy
+	setDelay     = "delay"    // the DC's own address while its egress is queued to the fault's holder
+	setDelayTo   = "delay_to" // destinations the DC's packets to which are queued to the holder
 )
 
 // keepMargin makes keep elements outlive the isolated marker, so that an
@@ -54,6 +59,16 @@ func chains() (in, out *nftables.Chain) {
 	return in, out
 }
 
+// delayChain holds the rules that queue packets to a holder. It comes
+// after the output chain: a packet a queue's verdict accepts goes on to
+// the next chain of the hook, not the next rule, so the drops of cuts
+// must already be behind it.
+func delayChain() *nftables.Chain {
+	accept := nftables.ChainPolicyAccept
+	return &nftables.Chain{Name: "delay", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10), Policy: &accept}
+}
+
 // setName is the name of a fault's set of a role.
 func setName(id, role string) string { return id + "_" + role }
 
@@ -69,6 +84,15 @@ func (c *nsConn) hasTable() (bool, error) {
 		return false, fmt.Errorf("faults: list nftables tables in dc %s: %w", c.dc, err)
 	}
 	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }), nil
+}
+
+// hasChain reports whether the fibercut table has the chain name.
+func (c *nsConn) hasChain(name string) (bool, error) {
+	list, err := c.nft.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("faults: list nftables chains in dc %s: %w", c.dc, err)
+	}
+	return slices.ContainsFunc(list, func(ch *nftables.Chain) bool { return ch.Table.Name == TableName && ch.Name == name }), nil
 }
 
 // sets returns the table's sets by name; an empty map when there is no table.
@@ -181,6 +205,14 @@ func (c *nsConn) createRole(id, role string, sets map[string]*nftables.Set, in, 
 		}
 		c.rule(in, tag, iif, ipv4(), load(daddr), lookup(s, false), below(pct), drop())
 		c.rule(out, tag, oif, ipv4(), load(saddr), lookup(s, false), below(pct), drop())
+	case role == setDelay, role == setDelayTo:
+		dc := delayChain()
+		c.nft.AddChain(dc)
+		match := load(saddr)
+		if role == setDelayTo {
+			match = load(daddr)
+		}
+		c.rule(dc, tag, oif, ipv4(), match, lookup(s, false), toQueue(queueFor(id)))
 	default:
 		return fmt.Errorf("faults: unknown set role %s", role)
 	}
@@ -224,7 +256,13 @@ func (c *nsConn) removeFaults(ids ...string) error {
 	}
 	n := 0
 	in, out := chains()
-	for _, ch := range []*nftables.Chain{in, out} {
+	chs := []*nftables.Chain{in, out}
+	if ok, err := c.hasChain(delayChain().Name); err != nil {
+		return err
+	} else if ok {
+		chs = append(chs, delayChain())
+	}
+	for _, ch := range chs {
 		rules, err := c.nft.GetRules(table, ch)
 		if err != nil {
 			return fmt.Errorf("faults: list rules in dc %s: %w", c.dc, err)
@@ -320,6 +358,18 @@ func load(offset uint32) []expr.Any {
 
 func lookup(s *nftables.Set, invert bool) []expr.Any {
 	return []expr.Any{&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, Invert: invert}}
+}
+
+// toQueue sends the packet to queue num, with bypass: when no holder is
+// bound to it, the packet passes. The kernel's own queue expression where
+// it has one (CONFIG_NFT_QUEUE), else iptables' NFQUEUE target through
+// nft_compat (CONFIG_NETFILTER_XT_TARGET_NFQUEUE), as these machines have.
+func toQueue(num uint16) []expr.Any {
+	if kernelHas("CONFIG_NFT_QUEUE") {
+		return []expr.Any{&expr.Queue{Num: num, Flag: expr.QueueFlagBypass}}
+	}
+	info := xt.Unknown(nfqueue.XTTargetInfo(num, true))
+	return []expr.Any{&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}}
 }
 
 // below matches a share of pct percent of packets at random: numgen random

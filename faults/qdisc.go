@@ -28,26 +28,42 @@ var kernelConfig = "/proc/config.gz"
 // sch_netem is not built. When the configuration cannot be read it returns
 // nil, and adding the qdisc decides.
 func netemAvailable() error {
+	if has, known := kernelConfigHas("CONFIG_NET_SCH_NETEM"); known && !has {
+		return ErrNoNetem
+	}
+	return nil
+}
+
+// kernelHas reports whether the kernel configuration says option is built
+// (=y or =m); false when the configuration cannot be read.
+func kernelHas(option string) bool {
+	has, _ := kernelConfigHas(option)
+	return has
+}
+
+// kernelConfigHas reads option from the running kernel's configuration;
+// known is false when that cannot be read.
+func kernelConfigHas(option string) (has, known bool) {
 	f, err := os.Open(kernelConfig)
 	if err != nil {
-		return nil
+		return false, false
 	}
 	defer f.Close()
 	gz, err := gzip.NewReader(f)
 	if err != nil {
-		return nil
+		return false, false
 	}
 	sc := bufio.NewScanner(gz)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case strings.HasPrefix(line, "CONFIG_NET_SCH_NETEM="):
-			return nil
-		case line == "# CONFIG_NET_SCH_NETEM is not set":
-			return ErrNoNetem
+		case strings.HasPrefix(line, option+"="):
+			return true, true
+		case line == "# "+option+" is not set":
+			return false, true
 		}
 	}
-	return ErrNoNetem // not mentioned at all: not built
+	return false, sc.Err() == nil // not mentioned at all: not built
 }
 
 // addQdisc puts q on the WAN interface: tbf for a rate, netem for a delay.

@@ -79,7 +79,17 @@ type Spec struct {
 	Jitter time.Duration `json:"jitter,omitempty"`
 	// For is how long the fault lasts; 0 means until healed.
 	For time.Duration `json:"for"`
+	// Engine is how a delay is applied: EngineNetem, EngineNFQueue, or ""
+	// (auto) for netem where the kernel has it, else NFQUEUE.
+	Engine string `json:"engine,omitempty"`
 }
+
+// Delay engines ([Spec.Engine]).
+const (
+	EngineAuto    = "auto"
+	EngineNetem   = "netem"
+	EngineNFQueue = "nfqueue"
+)
 
 // String writes the fault in the grammar [ParseSpec] reads, e.g.
 // "loss 30% link hz-a sh-a"; ParseSpec(s.String()) gives s back (but For,

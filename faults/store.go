@@ -47,6 +47,10 @@ type Record struct {
 	// Watchdog is the process that ends the fault on time, for faults the
 	// kernel cannot expire.
 	Watchdog *Process `json:"watchdog,omitempty"`
+	// Holder is the process that delays the packets a delay fault queues
+	// (the nfqueue engine). When it dies, the delay ends: the queue lets
+	// packets pass when no one holds it.
+	Holder *Process `json:"holder,omitempty"`
 	// The changes, by mechanism.
 	NFT    []NFTChange `json:"nft,omitempty"`
 	Qdisc  []string    `json:"qdisc,omitempty"`  // DCs given fibercut's root qdisc
@@ -97,6 +101,14 @@ func (r Record) DCs() []string {
 		}
 	}
 	return dcs
+}
+
+// Stop asks the process to end (SIGTERM), if it is still the process
+// recorded.
+func (p *Process) Stop() {
+	if p != nil && p.Alive() {
+		syscall.Kill(p.PID, syscall.SIGTERM)
+	}
 }
 
 // Process identifies a process on this host: its pid and its start time,

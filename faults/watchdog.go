@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,11 +47,19 @@ func init() {
 
 // spawnWatchdog starts the watchdog of rec and returns once it runs.
 func (in *Injector) spawnWatchdog(ctx context.Context, rec Record) (*Process, error) {
+	return spawnDetached(ctx, watchdogEnv, watchdogOrders{Store: in.store.Path(), Lab: in.name, ID: rec.ID, Incarnation: rec.Lab})
+}
+
+// spawnDetached starts this program again as a detached process (its own
+// session, no terminal) with orders, as JSON, in the environment variable
+// env, and returns once the process has written armedLine on fd 3. Any
+// other line is its error.
+func spawnDetached(ctx context.Context, env string, orders any) (*Process, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	orders, err := json.Marshal(watchdogOrders{Store: in.store.Path(), Lab: in.name, ID: rec.ID, Incarnation: rec.Lab})
+	b, err := json.Marshal(orders)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +74,7 @@ func (in *Injector) spawnWatchdog(ctx context.Context, rec Record) (*Process, er
 	}
 	defer r.Close()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), watchdogEnv+"="+string(orders))
+	cmd.Env = append(os.Environ(), env+"="+string(b))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{w} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -79,14 +88,14 @@ func (in *Injector) spawnWatchdog(ctx context.Context, rec Record) (*Process, er
 	go func() {
 		line, err := bufio.NewReader(r).ReadString('\n')
 		if err == nil && line != armedLine+"\n" {
-			err = fmt.Errorf("watchdog said %q", line)
+			err = errors.New(strings.TrimSpace(line))
 		}
 		armed <- err
 	}()
 	select {
 	case err = <-armed:
 	case <-time.After(10 * time.Second):
-		err = errors.New("watchdog did not start within 10 s")
+		err = errors.New("it did not start within 10 s")
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

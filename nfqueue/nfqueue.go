@@ -51,6 +51,7 @@ const (
 	copyMeta        = 1
 	copyPacket      = 2
 	cfgFlagFailOpen = 1 << 0
+	cfgFlagGSO      = 1 << 2
 )
 
 // Verdict is what becomes of a packet (NF_DROP, NF_ACCEPT, ...).
@@ -77,6 +78,10 @@ type Config struct {
 	// FailOpen accepts packets that arrive while the queue is full
 	// instead of dropping them.
 	FailOpen bool
+	// GSO takes large (segmentation-offloaded) packets whole instead of
+	// having the kernel split them first: far fewer packets for a holder
+	// that does not change payloads.
+	GSO bool
 	// ReadBuffer is the socket's receive buffer in bytes; 0 leaves the
 	// system's default. Messages that do not fit are lost to the reader
 	// (their packets wait for a verdict until the queue is unbound).
@@ -144,10 +149,17 @@ func configMessages(cfg Config) []netlink.Message {
 	if cfg.MaxLen > 0 {
 		msgs = append(msgs, configMessage(cfg.Queue, netfilter.Attribute{Type: attrCfgMaxLen, Data: netfilter.Uint32Bytes(cfg.MaxLen)}))
 	}
+	var flags uint32
 	if cfg.FailOpen {
+		flags |= cfgFlagFailOpen
+	}
+	if cfg.GSO {
+		flags |= cfgFlagGSO
+	}
+	if flags != 0 {
 		msgs = append(msgs, configMessage(cfg.Queue,
-			netfilter.Attribute{Type: attrCfgFlags, Data: netfilter.Uint32Bytes(cfgFlagFailOpen)},
-			netfilter.Attribute{Type: attrCfgMask, Data: netfilter.Uint32Bytes(cfgFlagFailOpen)}))
+			netfilter.Attribute{Type: attrCfgFlags, Data: netfilter.Uint32Bytes(flags)},
+			netfilter.Attribute{Type: attrCfgMask, Data: netfilter.Uint32Bytes(flags)}))
 	}
 	return msgs
 }

@@ -84,6 +84,9 @@ func TestMessagesLayout(t *testing.T) {
 			t.Errorf("config %d: type %#04x flags %v data %x; want 0x0302, acknowledged, %s", i, m.Header.Type, m.Header.Flags, m.Data, want[i])
 		}
 	}
+	if got := configMessages(Config{Queue: 7, FailOpen: true, GSO: true}); len(got) != 3 || hex.EncodeToString(got[2].Data) != "00000007"+"08000500"+"00000005"+"08000400"+"00000005" {
+		t.Errorf("fail-open and GSO: %d messages, flags %x", len(got), got[len(got)-1].Data)
+	}
 	if got := configMessages(Config{Queue: 1}); len(got) != 2 || hex.EncodeToString(got[1].Data) != "00000001"+"09000200"+"00000000"+"01000000" {
 		t.Errorf("metadata only: %d messages, params %x", len(got), got[1].Data)
 	}

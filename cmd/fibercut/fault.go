@@ -26,6 +26,7 @@ type faultFlags struct {
 	dc     string
 	city   string
 	link   string
+	engine string // delay only
 }
 
 func (f *faultFlags) register(cmd *cobra.Command, target, link bool) {
@@ -150,12 +151,20 @@ func newFaultDelayCmd() *cobra.Command {
 		jitter string
 	)
 	cmd := &cobra.Command{
-		Use:   "delay D [--jitter J] dc ID | city NAME | leader",
-		Short: "Add latency to a DC's WAN traffic (needs the kernel's netem)",
+		Use:   "delay D [--jitter J] [--engine auto|netem|nfqueue] link A B | dc ID | city NAME | leader",
+		Short: "Add latency to a DC's WAN traffic",
 		Long: `Add latency (D, e.g. 50ms; a bare number is milliseconds) and jitter to every
-packet a DC sends over the WAN. This needs the kernel's netem qdisc
-(CONFIG_NET_SCH_NETEM); on a kernel without it the command fails before
-changing anything.`,
+packet a DC sends over the WAN (the DC's egress, as netem does; packets of one
+connection keep their order). On a link, both directions are delayed, each at
+its sender: the round trip grows by twice D (nfqueue only).
+
+Two engines. netem: the kernel's netem qdisc (CONFIG_NET_SCH_NETEM), ended on
+time by the fault's watchdog. nfqueue, for kernels without netem: nftables
+rules send the DC's egress to a netfilter queue with bypass, and a holder
+process of fibercut's gives each packet its verdict after the delay. The rules
+expire in the kernel at the fault's end, and a killed holder un-delays the
+link at once (bypass) instead of cutting it. auto (the default) takes netem
+where the kernel has it, else nfqueue.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				args[0] = withMS(args[0])
@@ -168,6 +177,7 @@ changing anything.`,
 	}
 	f.register(cmd, true, true)
 	cmd.Flags().StringVar(&jitter, "jitter", "", "jitter, e.g. 10ms (a bare number is milliseconds)")
+	cmd.Flags().StringVar(&f.engine, "engine", faults.EngineAuto, "auto, netem or nfqueue")
 	return cmd
 }
 
@@ -205,6 +215,7 @@ func runFault(cmd *cobra.Command, f *faultFlags, kind faults.Kind, words []strin
 	if err != nil {
 		return err
 	}
+	spec.Engine = f.engine
 	ctx := cmd.Context()
 	in, done, err := openInjector(ctx, f.name)
 	if err != nil {

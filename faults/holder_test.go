@@ -1,0 +1,163 @@
+package faults
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fibercut/fibercut/nfqueue"
+)
+
+// fakeQueue hands the delayer a fixed list of packets, then blocks until
+// its deadline is set, and records every verdict.
+type fakeQueue struct {
+	packets  []nfqueue.Packet
+	given    bool
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	mu       sync.Mutex
+	verdicts []uint32
+	all      chan struct{} // closed once every packet has a verdict
+}
+
+func (q *fakeQueue) Receive() ([]nfqueue.Packet, error) {
+	if !q.given {
+		q.given = true
+		return q.packets, nil
+	}
+	<-q.stop
+	return nil, context.Canceled
+}
+
+func (q *fakeQueue) Verdict(id uint32, v nfqueue.Verdict) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if v == nfqueue.Accept {
+		q.verdicts = append(q.verdicts, id)
+	}
+	if len(q.verdicts) == len(q.packets) && q.all != nil {
+		close(q.all)
+		q.all = nil
+	}
+	return nil
+}
+
+func (q *fakeQueue) VerdictBatch(uint32, nfqueue.Verdict) error { return nil }
+
+func (q *fakeQueue) SetReadDeadline(time.Time) error {
+	q.stopOnce.Do(func() { close(q.stop) })
+	return nil
+}
+
+// ipv4UDP is the first bytes of a UDP packet from port sport to 10.0.0.2.
+func ipv4UDP(sport byte) []byte {
+	b := make([]byte, 28)
+	b[0] = 0x45
+	b[9] = 17
+	copy(b[12:16], []byte{10, 0, 0, 1})
+	copy(b[16:20], []byte{10, 0, 0, 2})
+	b[21] = sport
+	b[23] = 53
+	return b
+}
+
+// TestDelayerKeepsFlowOrder gives 200 packets of four flows a jitter as
+// large as the delay: every packet is accepted once, and each flow's
+// packets leave in the order they came.
+func TestDelayerKeepsFlowOrder(t *testing.T) {
+	q := &fakeQueue{stop: make(chan struct{}), all: make(chan struct{})}
+	flowOfID := map[uint32]byte{}
+	for i := range 200 {
+		flow := byte(i % 4)
+		q.packets = append(q.packets, nfqueue.Packet{ID: uint32(i + 1), Payload: ipv4UDP(flow)})
+		flowOfID[uint32(i+1)] = flow
+	}
+	all := q.all
+	d := newDelayer(q, 2*time.Millisecond, 2*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		t.Fatal("not every packet got its verdict")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.verdicts) != 200 {
+		t.Fatalf("%d verdicts for 200 packets", len(q.verdicts))
+	}
+	last := map[byte]uint32{}
+	seen := map[uint32]bool{}
+	for _, id := range q.verdicts {
+		if seen[id] {
+			t.Fatalf("packet %d accepted twice", id)
+		}
+		seen[id] = true
+		f := flowOfID[id]
+		if id < last[f] {
+			t.Fatalf("flow %d: packet %d left after packet %d", f, id, last[f])
+		}
+		last[f] = id
+	}
+}
+
+// TestDelayerReleasesAllWhenStopped stops a delayer whose packets are
+// not due for an hour: it accepts every one before returning, so that
+// nothing waits in the kernel for a holder that is gone.
+func TestDelayerReleasesAllWhenStopped(t *testing.T) {
+	q := &fakeQueue{stop: make(chan struct{})}
+	for i := range 10 {
+		q.packets = append(q.packets, nfqueue.Packet{ID: uint32(i + 1)})
+	}
+	d := newDelayer(q, time.Hour, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	for {
+		d.mu.Lock()
+		n := d.held.Len()
+		d.mu.Unlock()
+		if n == 10 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	q.mu.Lock()
+	early := len(q.verdicts)
+	q.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d packets released before their hour", early)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(q.verdicts) != 10 {
+		t.Fatalf("%d of 10 held packets released when stopped", len(q.verdicts))
+	}
+}
+
+func TestFlowOf(t *testing.T) {
+	if flowOf(ipv4UDP(1)) == flowOf(ipv4UDP(2)) {
+		t.Error("two source ports are one flow")
+	}
+	if a, b := ipv4UDP(1), ipv4UDP(1); flowOf(a) != flowOf(b) {
+		t.Error("two packets of one flow differ")
+	}
+	if flowOf([]byte{0x60, 0, 0}) != (flowKey{}) || flowOf(nil) != (flowKey{}) {
+		t.Error("a non-IPv4 or short packet is not the catch-all flow")
+	}
+}
+
+func TestQueueFor(t *testing.T) {
+	if queueFor("f1") == queueFor("f2") || queueFor("f1") != queueFor("f1025") || queueFor("f7") != queueBase+7 {
+		t.Errorf("queueFor: f1 %d, f2 %d, f1025 %d, f7 %d", queueFor("f1"), queueFor("f2"), queueFor("f1025"), queueFor("f7"))
+	}
+}

@@ -71,9 +71,9 @@ func TestMessagesLayout(t *testing.T) {
 	}
 	cfg := configMessages(Config{Queue: 7, CopyRange: 64, MaxLen: 4096, FailOpen: true})
 	want := []string{
-		"00000007" + "08000100" + "01000000", // bind; pf 0
-		"00000007" + "09000200" + "00000040" + "02000000", // copy 64 bytes of the packet (5 bytes, padded)
-		"00000007" + "08000300" + "00001000", // max length 4096
+		"00000007" + "08000100" + "01000000",                           // bind; pf 0
+		"00000007" + "09000200" + "00000040" + "02000000",              // copy 64 bytes of the packet (5 bytes, padded)
+		"00000007" + "08000300" + "00001000",                           // max length 4096
 		"00000007" + "08000500" + "00000001" + "08000400" + "00000001", // flags fail-open, mask fail-open
 	}
 	if len(cfg) != len(want) {

@@ -190,8 +190,8 @@ func (n *node) routes() http.Handler {
 	mux.HandleFunc("POST /api/accounts", n.open)
 	mux.HandleFunc("GET /api/accounts/{id}", n.read)
 	mux.HandleFunc("POST /api/accounts/{id}/transfers", n.transfer)
-	mux.HandleFunc("POST /internal/commit", n.commit)
-	mux.HandleFunc("POST /internal/open", n.create)
+	mux.HandleFunc("POST /internal/commit", n.fromPeers(n.commit))
+	mux.HandleFunc("POST /internal/open", n.fromPeers(n.create))
 	return mux
 }
 
@@ -318,12 +318,7 @@ func (n *node) createAtLeader(ctx context.Context, l *Ledger, rec accountRecord)
 
 // create is the internal endpoint behind createAtLeader: it commits a
 // record another DC drew, for an account homed in that DC.
-func (n *node) create(w http.ResponseWriter, r *http.Request) {
-	dc, ok := n.peerDC(r)
-	if !ok {
-		n.writeError(w, &apiError{status: http.StatusForbidden, msg: "internal endpoint: only the lab's other datacenters may call it"})
-		return
-	}
+func (n *node) create(w http.ResponseWriter, r *http.Request, dc string) {
 	l := n.ledgerOr503(w)
 	if l == nil {
 		return
@@ -623,6 +618,19 @@ func decodeError(resp *http.Response) *apiError {
 	return &apiError{status: resp.StatusCode, field: er.Field, msg: er.Error, unknown: er.Unknown}
 }
 
+// fromPeers guards an internal endpoint: it answers only another DC's
+// node, and passes the handler that node's DC.
+func (n *node) fromPeers(h func(w http.ResponseWriter, r *http.Request, dc string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dc, ok := n.peerDC(r)
+		if !ok {
+			n.writeError(w, &apiError{status: http.StatusForbidden, msg: "internal endpoint: only the lab's other datacenters may call it"})
+			return
+		}
+		h(w, r, dc)
+	}
+}
+
 // peerDC returns the DC of the node a request comes from: the internal
 // endpoints answer only the other DCs' nodes (not the gateway, not the
 // host).
@@ -636,11 +644,7 @@ func (n *node) peerDC(r *http.Request) (string, bool) {
 	return "", false
 }
 
-func (n *node) commit(w http.ResponseWriter, r *http.Request) {
-	if _, ok := n.peerDC(r); !ok {
-		n.writeError(w, &apiError{status: http.StatusForbidden, msg: "internal endpoint: only the lab's other datacenters may call it"})
-		return
-	}
+func (n *node) commit(w http.ResponseWriter, r *http.Request, _ string) {
 	l := n.ledgerOr503(w)
 	if l == nil {
 		return

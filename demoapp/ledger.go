@@ -348,7 +348,8 @@ func (l *Ledger) watchMembers(ctx context.Context) {
 				st, err := pr.mc.Status(sctx, &pb.StatusRequest{})
 				a := memberStatus{peer: pr.peer}
 				if err == nil && st.Header != nil {
-					a = memberStatus{peer: pr.peer, answered: true, leader: st.Leader, member: st.Header.MemberId, index: st.RaftIndex}
+					a = memberStatus{peer: pr.peer, answered: true, leader: st.Leader, member: st.Header.MemberId,
+						committed: st.RaftIndex, applied: st.RaftAppliedIndex}
 				}
 				answers[i] = a
 			})
@@ -371,7 +372,9 @@ type memberStatus struct {
 	answered bool
 	leader   uint64 // the leader's member id; 0 while it knows none (an election)
 	member   uint64
-	index    uint64 // its raft index
+	// committed is the last raft entry it knows committed; applied, the
+	// last it applied to its store, which its reads wait for.
+	committed, applied uint64
 }
 
 // judge makes a view of the cluster from one round of status answers: the
@@ -381,8 +384,10 @@ type memberStatus struct {
 //
 // A member that rejoins after a partition is far behind and answers reads
 // and proposals only once it has caught up: sending it requests stalls them
-// (a brownout after the heal). So a member counts only when it is within
-// maxLagEntries of the most advanced one, and has been for rejoinHold. A
+// (a brownout after the heal). Its committed index catches up within one
+// heartbeat, long before it has applied what it received: it is current
+// only once its applied index is within maxLagEntries of the most advanced
+// member's committed index, and has been for rejoinHold. A
 // current member that merely knows no leader yet is in an election: it is
 // not healthy until it does, but the hold is not for it.
 func judge(answers []memberStatus, lastBad map[string]time.Time, now time.Time) *clusterView {
@@ -391,7 +396,7 @@ func judge(answers []memberStatus, lastBad map[string]time.Time, now time.Time) 
 	votes := map[uint64]int{}
 	for _, a := range answers {
 		if a.answered {
-			maxIndex = max(maxIndex, a.index)
+			maxIndex = max(maxIndex, a.committed, a.applied)
 			byID[a.member] = a.peer.DC
 		}
 		if a.answered && a.leader != 0 {
@@ -406,7 +411,7 @@ func judge(answers []memberStatus, lastBad map[string]time.Time, now time.Time) 
 	}
 	view := &clusterView{At: now}
 	for _, a := range answers {
-		if !a.answered || maxIndex-a.index > maxLagEntries || (a.leader != 0 && a.leader != leaderID) {
+		if !a.answered || maxIndex-a.applied > maxLagEntries || (a.leader != 0 && a.leader != leaderID) {
 			lastBad[a.peer.DC] = now
 			continue
 		}

@@ -244,11 +244,12 @@ func fieldOf(ae *apiError) string {
 func TestJudgeMemberHealth(t *testing.T) {
 	dcs := []string{"a", "b", "c", "d", "e"}
 	// round builds one round of answers: every member answers, follows
-	// member 1 (in DC a) and is at index 1000, except as changed.
+	// member 1 (in DC a) and has committed and applied index 1000, except
+	// as changed.
 	round := func(change func(i int, m *memberStatus)) []memberStatus {
 		out := make([]memberStatus, len(dcs))
 		for i, dc := range dcs {
-			out[i] = memberStatus{peer: Peer{DC: dc}, answered: true, leader: 1, member: uint64(i + 1), index: 1000}
+			out[i] = memberStatus{peer: Peer{DC: dc}, answered: true, leader: 1, member: uint64(i + 1), committed: 1000, applied: 1000}
 			if change != nil {
 				change(i, &out[i])
 			}
@@ -290,7 +291,7 @@ func TestJudgeMemberHealth(t *testing.T) {
 		bad := fresh()
 		behind := round(func(i int, m *memberStatus) {
 			if i == 2 {
-				m.index = 1000 - maxLagEntries - 1
+				m.committed, m.applied = 1000-maxLagEntries-1, 1000-maxLagEntries-1
 			}
 		})
 		check(t, judge(behind, bad, t0), "a", "a", "b", "d", "e")
@@ -299,11 +300,33 @@ func TestJudgeMemberHealth(t *testing.T) {
 		}
 		justBehind := round(func(i int, m *memberStatus) {
 			if i == 2 {
-				m.index = 1000 - maxLagEntries
+				m.committed, m.applied = 1000-maxLagEntries, 1000-maxLagEntries
 			}
 		})
 		check(t, judge(justBehind, bad, t0.Add(rejoinHold-time.Millisecond)), "a", "a", "b", "d", "e")
 		check(t, judge(justBehind, bad, t0.Add(rejoinHold)), "a", dcs...)
+	})
+	t.Run("received but not applied", func(t *testing.T) {
+		// A rejoined member has the log and knows it committed, but is still
+		// applying it: its reads would wait. It is not current until its
+		// applied index is close, then held as any rejoining member.
+		bad := fresh()
+		applying := round(func(i int, m *memberStatus) {
+			if i == 1 {
+				m.applied = 1000 - maxLagEntries - 1
+			}
+		})
+		check(t, judge(applying, bad, t0), "a", "a", "c", "d", "e")
+		check(t, judge(round(nil), bad, t0.Add(rejoinHold/2)), "a", "a", "c", "d", "e")
+		check(t, judge(round(nil), bad, t0.Add(rejoinHold)), "a", dcs...)
+		// Lag is measured against the most advanced commit, which one
+		// member alone may know.
+		ahead := round(func(i int, m *memberStatus) {
+			if i == 3 {
+				m.committed, m.applied = 1000+maxLagEntries+1, 1000+maxLagEntries+1
+			}
+		})
+		check(t, judge(ahead, fresh(), t0), "a", "d")
 	})
 	t.Run("election is not held", func(t *testing.T) {
 		bad := fresh()

@@ -34,6 +34,9 @@ type Backend interface {
 	Resume(ctx context.Context, dc lab.DC) error
 	// Namespace opens the network namespace of a running DC.
 	Namespace(dc lab.DC) (Namespace, error)
+	// SetCPUShares sets a DC's CPU weight (cgroup cpu.shares; the
+	// engine's default is 1024), running or not.
+	SetCPUShares(ctx context.Context, dc lab.DC, shares int64) error
 }
 
 // Namespace is one DC's network namespace as faults change it: the fibercut
@@ -110,6 +113,14 @@ func (b *dockerBackend) Resume(ctx context.Context, d lab.DC) error {
 }
 
 func (b *dockerBackend) Namespace(d lab.DC) (Namespace, error) { return openNS(d) }
+
+func (b *dockerBackend) SetCPUShares(ctx context.Context, d lab.DC, shares int64) error {
+	_, err := b.cli.ContainerUpdate(ctx, d.Container, container.UpdateConfig{Resources: container.Resources{CPUShares: shares}})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("faults: set the CPU weight of dc %s to %d: %w", d.ID, shares, err)
+	}
+	return nil
+}
 
 // waitState polls until the container is (or is not) running, for at most
 // 10 s.

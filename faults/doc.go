@@ -42,11 +42,22 @@
 // what dead processes left behind and reports the faults live processes
 // hold; [Injector.HealAll] heals everything, with or without records.
 //
+// # Catching up
+//
+// Healing a fault that cut DCs off lowers their CPU weight (cgroup
+// cpu.shares, through the engine) while their ledger members replay what
+// they missed, so that on one machine the replay does not take the cores
+// from the DCs that kept serving. A keeper process restores each DC's
+// weight once its node says its ledger is current, and all of them after
+// 20 s at most; a dead keeper's weights are restored by HealLeftovers
+// (catchup.go).
+//
 // # Privileges
 //
 // Applying and healing link and qdisc faults needs root (CAP_SYS_ADMIN to
 // enter the containers' network namespaces and CAP_NET_ADMIN in them); power
-// and pause faults need access to the Docker engine.
+// and pause faults, and the CPU weight of DCs catching up, need access to
+// the Docker engine.
 //
 // # Example
 //

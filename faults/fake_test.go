@@ -96,6 +96,22 @@ func (b *fakeBackend) Resume(_ context.Context, d lab.DC) error {
 	return nil
 }
 
+func (b *fakeBackend) SetCPUShares(_ context.Context, d lab.DC, shares int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if dc, ok := b.lab.DC(d.ID); ok {
+		dc.CPUShares = shares
+	}
+	return nil
+}
+
+func (b *fakeBackend) shares(dc string) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, _ := b.lab.DC(dc)
+	return d.CPUShares
+}
+
 func (b *fakeBackend) Namespace(d lab.DC) (Namespace, error) {
 	if s := b.state(d.ID); s != "running" {
 		return nil, fmt.Errorf("fake: dc %s is %s", d.ID, s)

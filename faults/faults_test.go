@@ -24,6 +24,7 @@ import (
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/labtest"
+	"github.com/fibercut/fibercut/nodeapi"
 	"github.com/fibercut/fibercut/topology"
 )
 
@@ -521,8 +522,26 @@ func (f *fixture) startCLI(want string, args ...string) (*exec.Cmd, time.Time) {
 }
 
 // expectNothingInForce checks the kernel and the engine, not the records:
-// no element in any fibercut set, no qdisc, every DC running.
+// no element in any fibercut set, no qdisc, every DC running, and, once
+// the DCs a heal left catching up are current (30 s at most), every DC at
+// its default CPU weight.
 func (f *fixture) expectNothingInForce(what string) {
+	f.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := f.residue()
+		weightOnly := !slices.ContainsFunc(res, func(r string) bool { return !strings.Contains(r, "CPU weight") })
+		if len(res) == 0 || !weightOnly || time.Now().After(deadline) {
+			if len(res) > 0 {
+				f.t.Errorf("%s: still in force:\n  %s", what, strings.Join(res, "\n  "))
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (f *fixture) residue() []string {
 	f.t.Helper()
 	l, err := lab.Inspect(context.Background(), f.cli, f.lab.Name)
 	if err != nil {
@@ -532,9 +551,7 @@ func (f *fixture) expectNothingInForce(what string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if len(res) > 0 {
-		f.t.Errorf("%s: still in force:\n  %s", what, strings.Join(res, "\n  "))
-	}
+	return res
 }
 
 // waitRunning waits, for at most 30 s, until the DC runs and the lab is
@@ -863,4 +880,76 @@ func TestDelayByQueue(t *testing.T) {
 		t.Errorf("holder killed: hz-a→sz-a %s, %d of %d tries through; want undelayed, none dropped", d, p.OK, p.Tries)
 	}
 	f.healAndExpectBaseline(rec.ID)
+}
+
+// TestCatchUpAtLowWeight heals a city's isolation while one of its DCs
+// stays isolated by a second fault, on a real lab: both DCs are given a
+// low CPU weight by the engine; the one that can catch up gets its weight
+// back from the keeper once its node is current, the other keeps it (it
+// cannot be current while cut off) until its own fault is healed and it
+// has caught up too. Nothing is left.
+func TestCatchUpAtLowWeight(t *testing.T) {
+	f := newFixture(t, topology.Default)
+	city := f.apply(faults.Spec{Kind: faults.KindIsolate, City: "hangzhou"})
+	still := f.apply(faults.Spec{Kind: faults.KindIsolate, DC: "hz-a"})
+	// A leader in hz-a steps down only after an election timeout: until
+	// then its node still says its ledger is current. Wait until it knows.
+	hza, _ := f.lab.DC("hz-a")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		h, err := lab.FetchHealth(ctx, hza.MgmtIP)
+		cancel()
+		if err == nil && h.Ledger != nodeapi.LedgerOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hz-a's node, isolated for 15 s: ledger %q, %v; want it to say it is cut off", h.Ledger, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := f.in.Heal(context.Background(), city.ID); err != nil {
+		t.Fatal(err)
+	}
+	shares := func(dc string) int64 {
+		t.Helper()
+		l, err := lab.Inspect(context.Background(), f.cli, f.lab.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := l.DC(dc)
+		return d.CPUShares
+	}
+	if w := shares("hz-a"); w != 64 {
+		t.Fatalf("hz-a, healed from the city's isolation but still isolated: CPU weight %d, want 64", w)
+	}
+	waitShares := func(dc string, want int64) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second) // within the catch-up's 20 s
+		for shares(dc) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("dc %s: CPU weight %d after 15 s, want %d", dc, shares(dc), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitShares("hz-b", 1024)
+	if w := shares("hz-a"); w != 64 {
+		t.Fatalf("hz-a, still isolated when hz-b caught up: CPU weight %d, want 64", w)
+	}
+	for _, dc := range []string{"sh-a", "sh-b", "sz-a"} {
+		if w := shares(dc); w != 0 {
+			t.Errorf("dc %s, never cut off: CPU weight %d, want the default", dc, w)
+		}
+	}
+	f.healAndExpectBaseline(still.ID)
+	waitShares("hz-a", 1024)
+	f.expectNothingInForce("after both heals and the catch-up")
+	st, err := f.store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.CatchUps) != 0 {
+		t.Errorf("catch-ups left in the store: %+v", st.CatchUps)
+	}
 }

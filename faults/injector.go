@@ -49,6 +49,8 @@ type Injector struct {
 	// them.
 	arm  func(ctx context.Context, rec Record) (*Process, error)
 	hold func(ctx context.Context, rec Record, dcs map[string]int) (*Process, error)
+	// keep starts the keeper of a catch-up at a low CPU weight.
+	keep func(ctx context.Context, c CatchUp) (*Process, error)
 
 	mu  sync.Mutex
 	lab *lab.Lab
@@ -66,6 +68,7 @@ func NewInjectorFor(b Backend, l *lab.Lab, store *Store) *Injector {
 	in := &Injector{backend: b, store: store, name: l.Name, lab: l}
 	in.arm = in.spawnWatchdog
 	in.hold = in.spawnHolder
+	in.keep = in.spawnKeeper
 	return in
 }
 
@@ -420,10 +423,14 @@ func (in *Injector) heal(ctx context.Context, id, incarnation string) error {
 		if err := in.revert(ctx, rec, others); err != nil {
 			return err
 		}
-		return in.store.modify(func(st *State) error {
+		if err := in.store.modify(func(st *State) error {
 			st.Records = slices.DeleteFunc(live(st.Records, now), func(r Record) bool { return r.ID == id })
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		in.startCatchUp(ctx, rec)
+		return nil
 	})
 }
 
@@ -526,6 +533,7 @@ type HealReport struct {
 	Tables    []string `json:"tables,omitempty"`     // DCs whose fibercut rules were removed
 	Qdiscs    []string `json:"qdiscs,omitempty"`     // DCs whose fibercut qdisc was deleted
 	Records   int      `json:"records"`              // records forgotten
+	Weights   []string `json:"weights,omitempty"`    // DCs whose CPU weight was restored
 	// Healed lists the records healed (HealLeftovers: those whose owner
 	// died); Held those left in force, because a live process holds them
 	// or they were kept on purpose.
@@ -544,7 +552,8 @@ func (h HealReport) Lines() []string {
 	for _, x := range []struct {
 		what string
 		dcs  []string
-	}{{"resumed", h.Resumed}, {"powered on", h.PoweredOn}, {"removed fibercut's nftables rules in", h.Tables}, {"removed qdisc in", h.Qdiscs}} {
+	}{{"resumed", h.Resumed}, {"powered on", h.PoweredOn}, {"removed fibercut's nftables rules in", h.Tables}, {"removed qdisc in", h.Qdiscs},
+		{"restored the CPU weight of", h.Weights}} {
 		if len(x.dcs) > 0 {
 			out = append(out, x.what+" "+strings.Join(x.dcs, ", "))
 		}
@@ -557,7 +566,7 @@ func (h HealReport) Lines() []string {
 
 // Empty reports whether nothing needed healing.
 func (h HealReport) Empty() bool {
-	return len(h.Resumed)+len(h.PoweredOn)+len(h.Tables)+len(h.Qdiscs)+h.Records+len(h.Healed) == 0
+	return len(h.Resumed)+len(h.PoweredOn)+len(h.Tables)+len(h.Qdiscs)+len(h.Weights)+h.Records+len(h.Healed) == 0
 }
 
 // HealAll returns the lab to health without relying on any record: it
@@ -573,7 +582,9 @@ func (in *Injector) HealAll(ctx context.Context) (HealReport, error) {
 		if err != nil {
 			return err
 		}
-		_ = l
+		if err := in.restoreWeights(ctx, l, &rep, true); err != nil {
+			return err
+		}
 		return in.store.modify(func(st *State) error {
 			rep.Records = len(live(st.Records, time.Now()))
 			st.Records = nil
@@ -631,8 +642,10 @@ func (in *Injector) HealLeftovers(ctx context.Context) (HealReport, error) {
 			}
 			return owns(dc, func(r Record) []string { return r.Qdisc })
 		}
-		if _, err := in.sweep(ctx, &rep, keepFault, keepDC, kept); err != nil {
+		if l, err := in.sweep(ctx, &rep, keepFault, keepDC, kept); err != nil {
 			errs = append(errs, err)
+		} else {
+			errs = append(errs, in.restoreWeights(ctx, l, &rep, false))
 		}
 		healed := map[string]bool{}
 		for _, r := range rep.Healed {
@@ -766,6 +779,9 @@ func (in *Injector) Residue(ctx context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, d := range l.DCs {
+		if CatchingUp(d) {
+			out = append(out, fmt.Sprintf("%s: CPU weight %d (catching up after a heal; the default is %d)", d.ID, d.CPUShares, defaultShares))
+		}
 		if d.State != "running" {
 			out = append(out, fmt.Sprintf("%s: %s", d.ID, d.State))
 			continue

@@ -156,6 +156,8 @@ func procStart(pid int) (uint64, error) {
 // State is the content of a lab's fault file.
 type State struct {
 	Records []Record `json:"records"`
+	// CatchUps are DCs at a low CPU weight after a heal.
+	CatchUps []CatchUp `json:"catch_ups,omitempty"`
 }
 
 // Store keeps a lab's fault records in a JSON file. Its lock is the lab's

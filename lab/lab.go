@@ -91,6 +91,9 @@ type DC struct {
 	// Pid is the container's init process on the host (0 when not running);
 	// /proc/<Pid>/ns/net is its network namespace.
 	Pid int `json:"pid,omitempty"`
+	// CPUShares is the container's CPU weight (cgroup cpu.shares); 0 is
+	// the engine's default, 1024.
+	CPUShares int64 `json:"cpu_shares,omitempty"`
 	// Health is "ok" when the node answered its health check, otherwise why
 	// not. Empty until [Lab.CheckHealth].
 	Health string `json:"health,omitempty"`
@@ -595,6 +598,9 @@ func inspectDC(ctx context.Context, cli client.APIClient, l *Lab, d *DC, id stri
 	if c.State != nil {
 		d.State = c.State.Status
 		d.Pid = c.State.Pid
+	}
+	if c.HostConfig != nil {
+		d.CPUShares = c.HostConfig.CPUShares
 	}
 	if c.NetworkSettings == nil {
 		return nil

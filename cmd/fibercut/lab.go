@@ -332,7 +332,11 @@ func printLabTable(w io.Writer, l *lab.Lab) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CITY\tDC\tCONTAINER\tWAN IP\tMGMT IP\tSTATE\tHEALTH")
 	for _, d := range l.DCs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.City, d.ID, d.Container, addrOrDash(d.WANIP.String()), addrOrDash(d.MgmtIP.String()), d.State, d.Health)
+		state := d.State
+		if faults.CatchingUp(d) {
+			state += fmt.Sprintf(", catching up at CPU weight %d", d.CPUShares)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.City, d.ID, d.Container, addrOrDash(d.WANIP.String()), addrOrDash(d.MgmtIP.String()), state, d.Health)
 	}
 	if gw := l.Gateway; gw != nil {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", "-", "gateway", gw.Container, addrOrDash(gw.WANIP.String()), "-", gw.State, gw.Health)

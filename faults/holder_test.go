@@ -161,3 +161,59 @@ func TestQueueFor(t *testing.T) {
 		t.Errorf("queueFor: f1 %d, f2 %d, f1025 %d, f7 %d", queueFor("f1"), queueFor("f2"), queueFor("f1025"), queueFor("f7"))
 	}
 }
+
+// TestDelayerEarlyFollowsLateness: early settles on the timer's mean
+// lateness, and stays within [0, maxEarly] whatever is measured.
+func TestDelayerEarlyFollowsLateness(t *testing.T) {
+	d := newDelayer(nil, 15*time.Millisecond, 0)
+	for range 200 {
+		d.noteLate(700 * time.Microsecond)
+	}
+	if d.early < 690*time.Microsecond || d.early > 700*time.Microsecond {
+		t.Fatalf("early after 200 wakes 0.7 ms late = %v, want about 0.7 ms", d.early)
+	}
+	for range 50 {
+		d.noteLate(time.Second) // descheduled
+	}
+	if d.early != maxEarly {
+		t.Fatalf("early after wakes a second late = %v, want the bound %v", d.early, maxEarly)
+	}
+	for range 200 {
+		d.noteLate(-time.Millisecond)
+	}
+	if d.early != 0 {
+		t.Fatalf("early after wakes ahead of time = %v, want 0", d.early)
+	}
+}
+
+// TestDelayerReleasesEarly freezes the delayer's clock: a packet due in
+// 1 ms never becomes due, so it leaves only because early covers it.
+func TestDelayerReleasesEarly(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		early    time.Duration
+		released bool
+	}{{0, false}, {time.Millisecond, true}, {maxEarly, true}} {
+		q := &fakeQueue{stop: make(chan struct{}), packets: []nfqueue.Packet{{ID: 1, Payload: ipv4UDP(1)}}, all: make(chan struct{})}
+		all := q.all
+		d := newDelayer(q, time.Millisecond, 0)
+		d.now = func() time.Time { return t0 }
+		d.early = tc.early
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.run(ctx) }()
+		var released bool
+		select {
+		case <-all:
+			released = true
+		case <-time.After(100 * time.Millisecond): // the frozen clock never makes it due
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if released != tc.released {
+			t.Errorf("early %v: released before its time %v, want %v", tc.early, released, tc.released)
+		}
+	}
+}

@@ -80,6 +80,9 @@ func newTopologyValidateCmd() *cobra.Command {
 				count(len(t.Cities), "city", "cities"),
 				count(len(t.Datacenters), "datacenter", "datacenters"),
 				count(len(t.Links), "link", "links"))
+			for _, w := range t.Warnings() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: %s\n", args[0], w)
+			}
 			return nil
 		},
 	}

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fibercut/fibercut/topology"
 )
 
 // runTopology runs "fibercut topology ARGS..." and returns stdout and the error.
@@ -91,5 +95,35 @@ func TestTopologyShowJSON(t *testing.T) {
 	if got.Source != "builtin:three-city-five-dc" || got.Topology.Name != "three-city-five-dc" ||
 		len(got.Topology.Datacenters) != 5 || len(got.Survival) != 8 {
 		t.Errorf("unexpected JSON:\n%s", out)
+	}
+}
+
+// TestTopologyValidateWarnsOnElection: a valid file whose election timeout
+// is below ten round trips passes validation, with a warning on stderr.
+func TestTopologyValidateWarnsOnElection(t *testing.T) {
+	tp, err := topology.Builtin(topology.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.Ledger.ElectionMS = 250
+	b, err := tp.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fast.yaml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	root := newRootCmd(&stdout, &stderr)
+	root.SetArgs([]string{"topology", "validate", path})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if !strings.Contains(stdout.String(), ": ok (") {
+		t.Errorf("stdout %q, want it ok", stdout.String())
+	}
+	if want := path + ": warning: ledger.election_ms: 250 is below 10 × the largest round trip (30ms"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to contain %q", stderr.String(), want)
 	}
 }

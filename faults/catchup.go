@@ -19,7 +19,6 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -192,12 +191,8 @@ func (in *Injector) restoreWeights(ctx context.Context, l *lab.Lab, rep *HealRep
 // the catch-up's end, and forgets the catch-up.
 func runKeeper(v string) int {
 	var o catchUpOrders
-	if err := json.Unmarshal([]byte(v), &o); err != nil {
+	if !takeOrders(v, &o) {
 		return 2
-	}
-	if f := os.NewFile(3, "armed"); f != nil {
-		fmt.Fprintln(f, armedLine)
-		f.Close()
 	}
 	ctx := context.Background()
 	cli, err := lab.Connect(ctx)

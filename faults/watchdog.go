@@ -110,17 +110,27 @@ func spawnDetached(ctx context.Context, env string, orders any) (*Process, error
 	return &p, nil
 }
 
+// takeOrders decodes a detached process's orders, from its environment
+// variable's value v, into o, and says on fd 3 that it runs; false when
+// they do not decode.
+func takeOrders(v string, o any) bool {
+	if err := json.Unmarshal([]byte(v), o); err != nil {
+		return false
+	}
+	if f := os.NewFile(3, "armed"); f != nil {
+		fmt.Fprintln(f, armedLine)
+		f.Close()
+	}
+	return true
+}
+
 // runWatchdog is the watchdog process: it says it is armed, then waits
 // for the fault's time and heals it, unless it was healed or forgotten
 // before, or the lab is another incarnation by then.
 func runWatchdog(v string) int {
 	var o watchdogOrders
-	if err := json.Unmarshal([]byte(v), &o); err != nil {
+	if !takeOrders(v, &o) {
 		return 2
-	}
-	if f := os.NewFile(3, "armed"); f != nil {
-		fmt.Fprintln(f, armedLine)
-		f.Close()
 	}
 	ctx := context.Background()
 	store := NewStore(o.Store)

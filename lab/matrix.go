@@ -16,6 +16,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/fibercut/fibercut/topology"
 )
 
 // Reach says whether one DC (or the client) could open TCP connections to
@@ -57,6 +59,9 @@ type Probe struct {
 	// kernel measured it (TCP_INFO; where it has none, the time the connect
 	// took), nanoseconds in JSON; 0 when none succeeded.
 	RTT time.Duration `json:"rtt,omitempty"`
+	// TopologyRTT is the round trip the topology gives the pair: twice
+	// its link's one-way latency (0 for the client, or no link).
+	TopologyRTT time.Duration `json:"topology_rtt,omitempty"`
 	// Err is the last error of a failed try, if any.
 	Err string `json:"err,omitempty"`
 }
@@ -145,7 +150,11 @@ func (l *Lab) Matrix(ctx context.Context, opts MatrixOptions) (*Matrix, error) {
 	for _, from := range l.DCs {
 		for _, to := range l.DCs {
 			if from.ID != to.ID {
-				m.Probes = append(m.Probes, Probe{From: from.ID, To: to.ID})
+				p := Probe{From: from.ID, To: to.ID}
+				if k, ok := l.link(from.ID, to.ID); ok {
+					p.TopologyRTT = 2 * k.Latency
+				}
+				m.Probes = append(m.Probes, p)
 			}
 		}
 	}
@@ -395,10 +404,20 @@ func (m *Matrix) Diff(other *Matrix) []string {
 	return out
 }
 
+// link returns the topology's link between two DCs of l.
+func (l *Lab) link(a, b string) (topology.Link, bool) {
+	if l.Topology == nil {
+		return topology.Link{}, false
+	}
+	return l.Topology.Link(a, b)
+}
+
 // Format writes the matrix as a table grouped by city: one row per source
 // DC and a last row for the client, one column per destination DC. A cell is
 // the probe's Reach ("lossy" with the count of connects that succeeded), "-"
-// on the diagonal; withRTT adds the median connect time.
+// on the diagonal; withRTT adds the median connect time and, in
+// parentheses, the round trip the topology gives the link, where a
+// connect succeeded.
 func (m *Matrix) Format(w io.Writer, withRTT bool) error {
 	const gap = 2
 	const minCell = len(ReachLossy)
@@ -438,6 +457,9 @@ func (m *Matrix) Format(w io.Writer, withRTT bool) error {
 		}
 		if withRTT && p.RTT > 0 {
 			s += " " + formatRTT(p.RTT)
+			if p.TopologyRTT > 0 {
+				s += " (" + formatRTT(p.TopologyRTT) + ")"
+			}
 		}
 		return s
 	}

@@ -135,6 +135,21 @@ shanghai  sh-a  ok 0.05ms  ok 0.05ms  -          ok 0.05ms  lossy 3/4 1.5ms
 shenzhen  sz-a  down       down       down       down       -
 client          ok 0.05ms  ok 0.05ms  ok 0.05ms  ok 0.05ms  cut
 `},
+		{"with the topology's round trips", &lab.Matrix{
+			Cities: []string{"hangzhou", "shenzhen"},
+			DCs:    []lab.MatrixDC{{ID: "hz-a", City: "hangzhou"}, {ID: "sz-a", City: "shenzhen"}},
+			Probes: []lab.Probe{
+				{From: "hz-a", To: "sz-a", Reach: lab.ReachOK, RTT: 310 * time.Microsecond, TopologyRTT: 30 * time.Millisecond},
+				{From: "sz-a", To: "hz-a", Reach: lab.ReachCut, TopologyRTT: 30 * time.Millisecond},
+			},
+			Client: []lab.Probe{{From: "client", To: "hz-a", Reach: lab.ReachOK, RTT: 50 * time.Microsecond}, {From: "client", To: "sz-a", Reach: lab.ReachOK}},
+		}, true, `
+                hangzhou   shenzhen
+from \ to       hz-a       sz-a
+hangzhou  hz-a  -          ok 0.31ms (30.0ms)
+shenzhen  sz-a  cut        -
+client          ok 0.05ms  ok
+`},
 		{"DCs out of city order, long city name", &lab.Matrix{
 			Cities: []string{"chongqing", "a"},
 			DCs:    []lab.MatrixDC{{ID: "a1", City: "a"}, {ID: "c1", City: "chongqing"}, {ID: "a2", City: "a"}},
@@ -234,6 +249,13 @@ func TestMatrixPauseKill(t *testing.T) {
 
 	base := probeLab(t, cli, l.Name, opts)
 	assertAllOK(t, base, "fresh lab")
+	// Each pair carries the topology's round trip for its link.
+	for _, p := range base.Probes {
+		k, _ := l.Topology.Link(p.From, p.To)
+		if p.TopologyRTT != 2*k.Latency || p.TopologyRTT == 0 {
+			t.Errorf("%s→%s: topology round trip %s, want twice the link's %s", p.From, p.To, p.TopologyRTT, k.Latency)
+		}
+	}
 	if m := probeLab(t, cli, l.Name, opts); len(base.Diff(m)) != 0 {
 		t.Fatalf("two matrices of an untouched lab differ: %v", base.Diff(m))
 	}

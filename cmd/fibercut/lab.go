@@ -322,7 +322,7 @@ Entering the namespaces needs root (CAP_SYS_ADMIN).`,
 	}
 	addLabNameFlag(cmd, &name)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
-	cmd.Flags().BoolVar(&rtt, "rtt", false, "show the median handshake round-trip time of each probe")
+	cmd.Flags().BoolVar(&rtt, "rtt", false, "show the median handshake round-trip time of each probe, and the topology's in parentheses")
 	cmd.Flags().IntVar(&tries, "tries", lab.DefaultMatrixTries, "connects per probe, one after the other (1-100)")
 	cmd.Flags().DurationVar(&timeout, "timeout", lab.DefaultMatrixTimeout, "timeout of each connect")
 	return cmd

@@ -12,17 +12,22 @@ package faults
 // engine: the default is 1024) for their catch-up. They still get every
 // cycle the serving DCs leave. A keeper process, started like the
 // watchdog, puts the weight back as each DC's node says its ledger is
-// current again, or after catchUpLimit at most. A keeper that dies leaves
-// the weight low until the next lab up or drill run, which restore every
-// lowered weight no live keeper holds (HealLeftovers), or heal --all,
-// which restores every lowered weight (HealAll).
+// current again, or after catchUpLimit at most. The keeper is started
+// before any weight changes, and on SIGTERM restores what it holds. A
+// keeper that is killed leaves the weight low until the next lab up or
+// drill run, which restore every lowered weight no live keeper holds
+// (HealLeftovers), or heal --all, which restores every lowered weight
+// (HealAll). A keeper never writes the store: only the processes that
+// change faults do, under the lab's lock.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/fibercut/fibercut/lab"
@@ -30,8 +35,8 @@ import (
 )
 
 const (
-	// catchUpShares is a catching-up DC's CPU weight: a sixteenth of
-	// every other DC's.
+	// catchUpShares is a catching-up DC's CPU weight, against the
+	// default 1024 of every other container (cgroup v1 cpu.shares).
 	catchUpShares = 64
 	// defaultShares is the engine's default weight, which a DC returns to.
 	defaultShares = 1024
@@ -50,11 +55,16 @@ type CatchUp struct {
 	Fault string   `json:"fault"` // the healed fault's id
 	Lab   string   `json:"lab"`   // the incarnation of the lab
 	DCs   []string `json:"dcs"`
+	// Started orders catch-ups: of two that list a DC, the later one
+	// restores it.
+	Started time.Time `json:"started"`
 	// Until is when the keeper restores the weight of the DCs still
 	// catching up.
 	Until time.Time `json:"until"`
+	// Lowered is set once every DC's weight is lowered.
+	Lowered bool `json:"lowered,omitempty"`
 	// Owner is the process that healed; Keeper the process that restores
-	// the weight (nil until it runs).
+	// the weight.
 	Owner  *Process `json:"owner,omitempty"`
 	Keeper *Process `json:"keeper,omitempty"`
 }
@@ -72,9 +82,8 @@ func (c CatchUp) held(now time.Time) bool {
 }
 
 // CatchingUp reports whether d has the low CPU weight of a DC catching up
-// after a heal: any other weight than the engine's default, which it
-// reports as 0 for a container created with it.
-func CatchingUp(d lab.DC) bool { return d.CPUShares != 0 && d.CPUShares != defaultShares }
+// after a heal. Another weight, set by someone else, is not fibercut's.
+func CatchingUp(d lab.DC) bool { return d.CPUShares == catchUpShares }
 
 // catchUpOrders is what a keeper is started for.
 type catchUpOrders struct {
@@ -96,9 +105,10 @@ func (in *Injector) spawnKeeper(ctx context.Context, c CatchUp) (*Process, error
 }
 
 // startCatchUp lowers the CPU weight of the running DCs that the healed
-// fault rec had cut off, and starts their keeper. The weight is an aid,
-// not part of the heal: what fails is undone and not reported. The
-// caller holds the lock, and has just reverted rec.
+// fault rec had cut off, once their keeper runs. The weight is an aid, not
+// part of the heal: what fails is undone and not reported, and what cannot
+// be undone stays recorded for HealLeftovers. The caller holds the lock,
+// and has just reverted rec.
 func (in *Injector) startCatchUp(ctx context.Context, rec Record) {
 	l := in.Lab()
 	if rec.Lab != "" && l.WAN.ID != rec.Lab {
@@ -115,38 +125,43 @@ func (in *Injector) startCatchUp(ctx context.Context, rec Record) {
 		return
 	}
 	self := Self()
-	c := CatchUp{Fault: rec.ID, Lab: l.WAN.ID, DCs: dcs, Until: time.Now().Add(catchUpLimit), Owner: &self}
-	// The intent first, as for faults: whatever a kill leaves is known.
-	if in.store.modify(func(st *State) error { st.CatchUps = append(st.CatchUps, c); return nil }) != nil {
-		return
+	now := time.Now()
+	c := CatchUp{Fault: rec.ID, Lab: l.WAN.ID, DCs: dcs, Started: now, Until: now.Add(catchUpLimit), Owner: &self}
+	update := func() error {
+		return in.store.modify(func(st *State) error {
+			st.CatchUps = slices.DeleteFunc(st.CatchUps, func(x CatchUp) bool { return x.Fault == c.Fault || !x.held(now) })
+			st.CatchUps = append(st.CatchUps, c)
+			return nil
+		})
 	}
-	undo := func() {
-		in.setShares(ctx, l, dcs, defaultShares)
+	forget := func() {
 		in.store.modify(func(st *State) error {
 			st.CatchUps = slices.DeleteFunc(st.CatchUps, func(x CatchUp) bool { return x.Fault == c.Fault })
 			return nil
 		})
 	}
-	if err := in.setShares(ctx, l, dcs, catchUpShares); err != nil {
-		undo()
+	// The intent, then the keeper, then the change: whatever a kill
+	// leaves is known, and has a process to restore it.
+	if update() != nil {
 		return
 	}
 	k, err := in.keep(ctx, c)
 	if err != nil {
-		undo()
+		forget()
 		return
 	}
 	c.Keeper = k
-	if in.store.modify(func(st *State) error {
-		for i := range st.CatchUps {
-			if st.CatchUps[i].Fault == c.Fault {
-				st.CatchUps[i] = c
-			}
-		}
-		return nil
-	}) != nil {
-		k.Stop() // it restores the weight as it ends
+	if update() != nil {
+		k.Stop()
+		forget()
+		return
 	}
+	if err := in.setShares(ctx, l, dcs, catchUpShares); err != nil {
+		k.Stop() // it restores what it holds as it ends
+		return
+	}
+	c.Lowered = true
+	update()
 }
 
 // setShares sets the CPU weight of the given DCs of l.
@@ -187,15 +202,16 @@ func (in *Injector) restoreWeights(ctx context.Context, l *lab.Lab, rep *HealRep
 }
 
 // runKeeper is the keeper process: it says it runs, then restores each
-// DC's weight once its node reports its ledger current, all of them at
-// the catch-up's end, and forgets the catch-up.
+// DC's weight once its node reports its ledger current, and all of them at
+// the catch-up's end or on SIGTERM.
 func runKeeper(v string) int {
 	var o catchUpOrders
 	if !takeOrders(v, &o) {
 		return 2
 	}
-	ctx := context.Background()
-	cli, err := lab.Connect(ctx)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	cli, err := lab.Connect(context.Background())
 	if err != nil {
 		return 1
 	}
@@ -216,89 +232,72 @@ func current(ctx context.Context, d lab.DC) bool {
 }
 
 // keepCatchUp is the keeper's work for the catch-up of fault id on the
-// given incarnation of the lab; caughtUp says whether a DC is current.
+// given incarnation of the lab; caughtUp says whether a DC is current. It
+// reads the store and never writes it. Each round, for each DC it still
+// holds: a DC a later catch-up also lists is left to that one; a DC no
+// longer at the low weight is let go; a current one gets its weight back.
+// At the catch-up's end, or when ctx ends, it restores what it still
+// holds; it returns when it holds nothing, when its catch-up is
+// forgotten, or when the lab is gone.
 func (in *Injector) keepCatchUp(ctx context.Context, id, incarnation string, caughtUp func(context.Context, lab.DC) bool) error {
-	load := func() (*CatchUp, error) {
+	var pending []string
+	started := false
+	var last error
+	for {
 		st, err := in.store.Load()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		i := slices.IndexFunc(st.CatchUps, func(c CatchUp) bool { return c.Fault == id && c.Lab == incarnation })
 		if i < 0 {
-			return nil, nil
+			return nil // forgotten: healed whole (HealAll), or the lab went down
 		}
-		return &st.CatchUps[i], nil
-	}
-	c, err := load()
-	if err != nil || c == nil {
-		return err
-	}
-	pending := slices.Clone(c.DCs)
-	// restore puts back the weight of dcs, unless another catch-up in
-	// force still holds one, and drops them from this one's; done forgets
-	// the catch-up.
-	restore := func(dcs []string, done bool) error {
-		return in.store.locked(func() error {
-			l, err := in.refresh(ctx)
-			if errors.Is(err, lab.ErrNoLab) {
-				err = nil // gone, and its weights with it
-			}
-			if err != nil {
-				return err
-			}
-			var errs []error
-			errs = append(errs, in.store.modify(func(st *State) error {
-				now := time.Now()
-				for _, dc := range dcs {
-					d, ok := l.DC(dc)
-					other := slices.ContainsFunc(st.CatchUps, func(c CatchUp) bool {
-						return c.Fault != id && c.Lab == incarnation && c.held(now) && slices.Contains(c.DCs, dc)
-					})
-					if ok && l.WAN.ID == incarnation && CatchingUp(*d) && !other {
-						errs = append(errs, in.backend.SetCPUShares(ctx, *d, defaultShares))
-					}
-					pending = slices.DeleteFunc(pending, func(p string) bool { return p == dc })
-				}
-				// What this catch-up still holds is what it has pending:
-				// another one restores a DC it leaves.
-				for i := range st.CatchUps {
-					if st.CatchUps[i].Fault == id {
-						st.CatchUps[i].DCs = slices.DeleteFunc(st.CatchUps[i].DCs, func(dc string) bool { return slices.Contains(dcs, dc) })
-					}
-				}
-				if done {
-					st.CatchUps = slices.DeleteFunc(st.CatchUps, func(c CatchUp) bool { return c.Fault == id })
-				}
-				return nil
-			}))
-			return errors.Join(errs...)
-		})
-	}
-	for len(pending) > 0 && time.Now().Before(c.Until) {
-		l, err := in.backend.Inspect(ctx)
+		c := st.CatchUps[i]
+		now := time.Now()
+		if !started {
+			pending, started = slices.Clone(c.DCs), true
+		}
+		later := func(dc string) bool {
+			return slices.ContainsFunc(st.CatchUps, func(o CatchUp) bool {
+				return o.Fault != id && o.Lab == incarnation && o.Started.After(c.Started) && o.held(now) && slices.Contains(o.DCs, dc)
+			})
+		}
+		l, err := in.backend.Inspect(context.WithoutCancel(ctx))
 		if errors.Is(err, lab.ErrNoLab) || (err == nil && l.WAN.ID != incarnation) {
-			break // the lab is gone or another one: forget the catch-up
+			return nil // the lab is gone, or another one, and its weights with it
 		}
-		if err == nil {
-			var ready []string
-			for _, dc := range pending {
-				if d, ok := l.DC(dc); !ok || d.State != "running" || caughtUp(ctx, *d) {
-					ready = append(ready, dc)
+		over := ctx.Err() != nil || !now.Before(c.Until)
+		if err == nil && (c.Lowered || over) {
+			last = nil
+			pending = slices.DeleteFunc(pending, func(dc string) bool {
+				d, ok := l.DC(dc)
+				switch {
+				case !ok || later(dc) || (c.Lowered && !CatchingUp(*d)):
+					return true
+				case !CatchingUp(*d):
+					return over // not lowered yet (the heal was cut short): let go at the end
+				case !over && !caughtUp(ctx, *d):
+					return false
 				}
-			}
-			if len(ready) > 0 {
-				if err := restore(ready, false); err != nil {
-					return err
+				if err := in.backend.SetCPUShares(context.WithoutCancel(ctx), *d, defaultShares); err != nil {
+					last = err
+					return false // again next round
 				}
-			}
+				return true
+			})
+		} else if err != nil {
+			last = err
 		}
-		if len(pending) > 0 {
-			select {
-			case <-ctx.Done():
-				return restore(pending, true)
-			case <-time.After(catchUpPoll):
-			}
+		if len(pending) == 0 || over && (last == nil || now.After(c.Until.Add(10*time.Second))) {
+			return last
+		}
+		if over {
+			time.Sleep(catchUpPoll) // retrying a restore that failed
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(catchUpPoll):
 		}
 	}
-	return restore(pending, true)
 }

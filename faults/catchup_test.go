@@ -30,20 +30,33 @@ func expectShares(t *testing.T, b *fakeBackend, want map[string]int64) {
 	}
 }
 
+func heal(t *testing.T, in *Injector, recs ...*Record) {
+	t.Helper()
+	for _, r := range recs {
+		if err := in.Heal(context.Background(), r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var (
+	always = func(context.Context, lab.DC) bool { return true }
+	never  = func(context.Context, lab.DC) bool { return false }
+)
+
 // TestHealLowersTheCutOffDCsUntilCurrent: healing a city's isolation
-// lowers the weight of its DCs only; the keeper restores each DC once it
-// is current, then forgets the catch-up.
+// lowers the weight of its DCs only, once their keeper runs; the keeper
+// restores each DC once it is current, and its catch-up is forgotten by
+// the next heal of leftovers once the keeper is gone.
 func TestHealLowersTheCutOffDCsUntilCurrent(t *testing.T) {
 	in, b := fakeInjector(t)
 	rec := mustApply(t, in, "isolate city hangzhou", 0)
 	expectShares(t, b, map[string]int64{"hz-a": 0, "hz-b": 0}) // not while cut off
-	if err := in.Heal(context.Background(), rec.ID); err != nil {
-		t.Fatal(err)
-	}
+	heal(t, in, rec)
 	expectShares(t, b, map[string]int64{"hz-a": catchUpShares, "hz-b": catchUpShares, "sh-a": 0, "sh-b": 0, "sz-a": 0})
 	cs := catchUps(t, in)
-	if len(cs) != 1 || cs[0].Fault != rec.ID || !slices.Equal(cs[0].DCs, []string{"hz-a", "hz-b"}) || cs[0].Keeper == nil {
-		t.Fatalf("catch-ups after the heal: %+v; want one for %s of hz-a and hz-b, with its keeper", cs, rec.ID)
+	if len(cs) != 1 || cs[0].Fault != rec.ID || !slices.Equal(cs[0].DCs, []string{"hz-a", "hz-b"}) || cs[0].Keeper == nil || !cs[0].Lowered {
+		t.Fatalf("catch-ups after the heal: %+v; want one for %s of hz-a and hz-b, lowered, with its keeper", cs, rec.ID)
 	}
 
 	var mu sync.Mutex
@@ -66,44 +79,106 @@ func TestHealLowersTheCutOffDCsUntilCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectShares(t, b, map[string]int64{"hz-a": defaultShares, "hz-b": defaultShares})
-	if cs := catchUps(t, in); len(cs) != 0 {
-		t.Fatalf("catch-ups after the keeper: %+v, want none", cs)
+
+	gone := Process{PID: 1 << 30} // the keeper has ended
+	if err := in.store.Update(func(st *State) error { st.CatchUps[0].Keeper = &gone; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := in.HealLeftovers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := catchUps(t, in); len(cs) != 0 || len(rep.Weights) != 0 {
+		t.Fatalf("after the keeper ended: catch-ups %+v, weights restored %v; want none", cs, rep.Weights)
 	}
 }
 
 // TestCatchUpEndsAtItsLimit: a DC that never reports current gets its
-// weight back at the catch-up's end.
+// weight back at the catch-up's end, which the keeper reads from the
+// store each round.
 func TestCatchUpEndsAtItsLimit(t *testing.T) {
 	in, b := fakeInjector(t)
 	rec := mustApply(t, in, "isolate dc sz-a", 0)
-	if err := in.Heal(context.Background(), rec.ID); err != nil {
-		t.Fatal(err)
-	}
+	heal(t, in, rec)
 	if err := in.store.Update(func(st *State) error {
 		st.CatchUps[0].Until = time.Now().Add(300 * time.Millisecond)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	never := func(context.Context, lab.DC) bool { return false }
 	if err := in.keepCatchUp(context.Background(), rec.ID, rec.Lab, never); err != nil {
 		t.Fatal(err)
 	}
 	expectShares(t, b, map[string]int64{"sz-a": defaultShares})
-	if cs := catchUps(t, in); len(cs) != 0 {
-		t.Fatalf("catch-ups after the limit: %+v, want none", cs)
+}
+
+// TestKeeperRestoresWhenStopped: a keeper told to stop (SIGTERM ends its
+// context) restores what it holds, retrying a refused update, and returns.
+func TestKeeperRestoresWhenStopped(t *testing.T) {
+	in, b := fakeInjector(t)
+	rec := mustApply(t, in, "isolate city hangzhou", 0)
+	heal(t, in, rec)
+	b.mu.Lock()
+	b.failShares = 1
+	b.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := in.keepCatchUp(ctx, rec.ID, rec.Lab, never); err != nil {
+		t.Fatal(err)
+	}
+	expectShares(t, b, map[string]int64{"hz-a": defaultShares, "hz-b": defaultShares})
+}
+
+// TestKeeperLetsGoWhenForgotten: a keeper whose catch-up HealAll forgot
+// (it restored every weight itself) returns at once.
+func TestKeeperLetsGoWhenForgotten(t *testing.T) {
+	in, b := fakeInjector(t)
+	rec := mustApply(t, in, "isolate city hangzhou", 0)
+	heal(t, in, rec)
+	rep, err := in.HealAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Weights, []string{"hz-a", "hz-b"}) {
+		t.Fatalf("HealAll with a live keeper restored %v, want hz-a, hz-b", rep.Weights)
+	}
+	if err := in.keepCatchUp(context.Background(), rec.ID, rec.Lab, never); err != nil {
+		t.Fatal(err)
+	}
+	expectShares(t, b, map[string]int64{"hz-a": defaultShares, "hz-b": defaultShares})
+}
+
+// TestOverlappingCatchUps: of two catch-ups that list a DC, the later one
+// restores it and the earlier lets it go, whichever keeper runs first.
+func TestOverlappingCatchUps(t *testing.T) {
+	for _, laterFirst := range []bool{false, true} {
+		in, b := fakeInjector(t)
+		city := mustApply(t, in, "isolate city hangzhou", 0)
+		dc := mustApply(t, in, "isolate dc hz-a", 0)
+		heal(t, in, city, dc) // dc's catch-up is the later
+		first, second, hzA := city, dc, int64(catchUpShares)
+		if laterFirst {
+			first, second, hzA = dc, city, defaultShares
+		}
+		if err := in.keepCatchUp(context.Background(), first.ID, first.Lab, always); err != nil {
+			t.Fatal(err)
+		}
+		expectShares(t, b, map[string]int64{"hz-a": hzA})
+		if err := in.keepCatchUp(context.Background(), second.ID, second.Lab, always); err != nil {
+			t.Fatal(err)
+		}
+		expectShares(t, b, map[string]int64{"hz-a": defaultShares, "hz-b": defaultShares})
 	}
 }
 
 // TestLeftoverWeightsAreRestored: a catch-up whose keeper is alive is
 // left alone by HealLeftovers; one whose keeper died is restored and
-// reported, and HealAll restores every lowered weight.
+// reported, and HealAll restores every lowered weight. A weight someone
+// else set is not fibercut's, and is left alone.
 func TestLeftoverWeightsAreRestored(t *testing.T) {
 	in, b := fakeInjector(t)
 	rec := mustApply(t, in, "isolate city hangzhou", 0)
-	if err := in.Heal(context.Background(), rec.ID); err != nil {
-		t.Fatal(err)
-	}
+	heal(t, in, rec)
 	rep, err := in.HealLeftovers(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -126,60 +201,27 @@ func TestLeftoverWeightsAreRestored(t *testing.T) {
 		t.Fatalf("catch-ups after HealLeftovers: %+v, want none", cs)
 	}
 
-	// A weight no record accounts for: HealAll restores it.
+	// A low weight no record accounts for: HealAll restores it; one that
+	// is not fibercut's stays.
 	b.SetCPUShares(context.Background(), b.lab.DCs[4], catchUpShares)
+	b.SetCPUShares(context.Background(), b.lab.DCs[3], 512)
 	if rep, err = in.HealAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rep.Weights, []string{b.lab.DCs[4].ID}) {
-		t.Fatalf("HealAll restored %v, want %s", rep.Weights, b.lab.DCs[4].ID)
+	if !slices.Equal(rep.Weights, []string{b.lab.DCs[4].ID}) || b.shares(b.lab.DCs[3].ID) != 512 {
+		t.Fatalf("HealAll restored %v (and %s at %d); want %s alone", rep.Weights, b.lab.DCs[3].ID, b.shares(b.lab.DCs[3].ID), b.lab.DCs[4].ID)
 	}
 }
 
 // TestCatchUpWithoutKeeperLeavesNoTrace: when the keeper cannot start,
-// the heal still succeeds and the weights are back at once.
+// the heal still succeeds and no weight changes.
 func TestCatchUpWithoutKeeperLeavesNoTrace(t *testing.T) {
 	in, b := fakeInjector(t)
 	in.keep = func(context.Context, CatchUp) (*Process, error) { return nil, errors.New("no keeper") }
 	rec := mustApply(t, in, "isolate city hangzhou", 0)
-	if err := in.Heal(context.Background(), rec.ID); err != nil {
-		t.Fatalf("heal without a keeper: %v", err)
-	}
-	expectShares(t, b, map[string]int64{"hz-a": defaultShares, "hz-b": defaultShares})
+	heal(t, in, rec)
+	expectShares(t, b, map[string]int64{"hz-a": 0, "hz-b": 0})
 	if cs := catchUps(t, in); len(cs) != 0 {
 		t.Fatalf("catch-ups without a keeper: %+v, want none", cs)
-	}
-}
-
-// TestOverlappingCatchUpsEitherOrder: a DC in two catch-ups keeps its low
-// weight until the last one that holds it lets go, whichever of the two
-// sees it current first.
-func TestOverlappingCatchUpsEitherOrder(t *testing.T) {
-	for _, second := range []bool{false, true} {
-		in, b := fakeInjector(t)
-		city := mustApply(t, in, "isolate city hangzhou", 0)
-		dc := mustApply(t, in, "isolate dc hz-a", 0)
-		for _, id := range []string{city.ID, dc.ID} {
-			if err := in.Heal(context.Background(), id); err != nil {
-				t.Fatal(err)
-			}
-		}
-		first, last := city, dc
-		if second {
-			first, last = dc, city
-		}
-		always := func(context.Context, lab.DC) bool { return true }
-		if err := in.keepCatchUp(context.Background(), first.ID, first.Lab, always); err != nil {
-			t.Fatal(err)
-		}
-		// The other catch-up still holds hz-a.
-		expectShares(t, b, map[string]int64{"hz-a": catchUpShares})
-		if err := in.keepCatchUp(context.Background(), last.ID, last.Lab, always); err != nil {
-			t.Fatal(err)
-		}
-		expectShares(t, b, map[string]int64{"hz-a": defaultShares, "hz-b": defaultShares})
-		if cs := catchUps(t, in); len(cs) != 0 {
-			t.Fatalf("catch-ups left: %+v", cs)
-		}
 	}
 }

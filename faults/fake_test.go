@@ -23,6 +23,8 @@ type fakeBackend struct {
 	// onPause, when set, runs inside Pause (to look at the store while a
 	// fault is being applied).
 	onPause func()
+	// failShares is how many of the next SetCPUShares calls fail.
+	failShares int
 }
 
 type fakeNS struct {
@@ -99,6 +101,10 @@ func (b *fakeBackend) Resume(_ context.Context, d lab.DC) error {
 func (b *fakeBackend) SetCPUShares(_ context.Context, d lab.DC, shares int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.failShares > 0 {
+		b.failShares--
+		return fmt.Errorf("fake: update of dc %s refused", d.ID)
+	}
 	if dc, ok := b.lab.DC(d.ID); ok {
 		dc.CPUShares = shares
 	}

@@ -571,7 +571,8 @@ func (h HealReport) Empty() bool {
 
 // HealAll returns the lab to health without relying on any record: it
 // resumes paused DCs, starts stopped ones, deletes the fibercut table and
-// qdisc in every DC's namespace, and empties the fault file. It works after
+// qdisc in every DC's namespace, restores every DC's CPU weight lowered
+// for a catch-up, and empties the fault file. It works after
 // fibercut crashed, and from another machine's state file or none. It ends
 // faults that live processes hold too: prefer [Injector.HealLeftovers].
 func (in *Injector) HealAll(ctx context.Context) (HealReport, error) {
@@ -579,11 +580,12 @@ func (in *Injector) HealAll(ctx context.Context) (HealReport, error) {
 	var rep HealReport
 	err := in.store.locked(func() error {
 		l, err := in.sweep(ctx, &rep, func(string) bool { return false }, func(string, string) bool { return false }, nil)
-		if err != nil {
+		if l == nil {
 			return err
 		}
-		if err := in.restoreWeights(ctx, l, &rep, true); err != nil {
-			return err
+		// One DC's failure does not keep the others' weights low.
+		if werr := in.restoreWeights(ctx, l, &rep, true); werr != nil || err != nil {
+			return errors.Join(err, werr)
 		}
 		return in.store.modify(func(st *State) error {
 			rep.Records = len(live(st.Records, time.Now()))
@@ -642,9 +644,9 @@ func (in *Injector) HealLeftovers(ctx context.Context) (HealReport, error) {
 			}
 			return owns(dc, func(r Record) []string { return r.Qdisc })
 		}
-		if l, err := in.sweep(ctx, &rep, keepFault, keepDC, kept); err != nil {
-			errs = append(errs, err)
-		} else {
+		l, err := in.sweep(ctx, &rep, keepFault, keepDC, kept)
+		errs = append(errs, err)
+		if l != nil {
 			errs = append(errs, in.restoreWeights(ctx, l, &rep, false))
 		}
 		healed := map[string]bool{}
@@ -770,7 +772,7 @@ func BeforeUp(ctx context.Context, docker client.APIClient, name string, store *
 
 // Residue describes everything of fibercut's still in force in the lab,
 // a line each: live nftables elements of the fibercut table, fibercut's
-// qdisc, paused or stopped DCs. It reads the kernel and the engine, not
+// qdisc, paused or stopped DCs, CPU weights lowered for a catch-up. It reads the kernel and the engine, not
 // the records; an empty answer means nothing is in force.
 func (in *Injector) Residue(ctx context.Context) ([]string, error) {
 	l, err := in.refresh(ctx)

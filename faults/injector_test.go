@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,8 +19,15 @@ func fakeInjector(t *testing.T) (*Injector, *fakeBackend) {
 	l.WAN.ID = "wan-1"
 	b := newFakeBackend(l)
 	in := NewInjectorFor(b, l, NewStore(filepath.Join(t.TempDir(), "x.faults.json")))
+	// The watchdogs end with the test, before its directory is removed:
+	// one still writing the store would keep the removal from finishing.
+	wctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	in.arm = func(ctx context.Context, rec Record) (*Process, error) {
-		go watch(context.WithoutCancel(ctx), in.store, rec.ID, rec.Lab, func() (*Injector, func(), error) { return in, func() {}, nil })
+		wg.Go(func() {
+			watch(wctx, in.store, rec.ID, rec.Lab, func() (*Injector, func(), error) { return in, func() {}, nil })
+		})
 		self := Self()
 		return &self, nil
 	}

@@ -35,10 +35,9 @@ import (
 )
 
 const (
-	// catchUpShares is a catching-up DC's CPU weight, the least the
-	// kernel takes, against the default 1024 of every other container
-	// (cgroup v1 cpu.shares; 64 dipped more, docs/benchmarks.md).
-	catchUpShares = 2
+	// catchUpShares is a catching-up DC's CPU weight, against the
+	// default 1024 of every other container (cgroup v1 cpu.shares).
+	catchUpShares = 64
 	// defaultShares is the engine's default weight, which a DC returns to.
 	defaultShares = 1024
 	// catchUpLimit bounds a catch-up at the low weight.

@@ -933,8 +933,8 @@ func TestCatchUpAtLowWeight(t *testing.T) {
 		d, _ := l.DC(dc)
 		return d.CPUShares
 	}
-	if w := shares("hz-a"); w != 2 {
-		t.Fatalf("hz-a, healed from the city's isolation but still isolated: CPU weight %d, want 2", w)
+	if w := shares("hz-a"); w != 64 {
+		t.Fatalf("hz-a, healed from the city's isolation but still isolated: CPU weight %d, want 64", w)
 	}
 	waitShares := func(dc string, want int64) {
 		t.Helper()
@@ -947,8 +947,8 @@ func TestCatchUpAtLowWeight(t *testing.T) {
 		}
 	}
 	waitShares("hz-b", 1024)
-	if w := shares("hz-a"); w != 2 {
-		t.Fatalf("hz-a, still isolated when hz-b caught up: CPU weight %d, want 2", w)
+	if w := shares("hz-a"); w != 64 {
+		t.Fatalf("hz-a, still isolated when hz-b caught up: CPU weight %d, want 64", w)
 	}
 	for _, dc := range []string{"sh-a", "sh-b", "sz-a"} {
 		if w := shares(dc); w != 0 {

@@ -117,7 +117,10 @@ func (in *Injector) startCatchUp(ctx context.Context, rec Record) {
 	cut, _ := rec.Spec.CutOff(l.Topology)
 	var dcs []string
 	for _, dc := range cut {
-		if d, ok := l.DC(dc); ok && d.State == "running" {
+		// A DC powered back on starts its node and member afresh: at a low
+		// weight that start would take longer, and the DC's users wait
+		// for it. It keeps its weight.
+		if d, ok := l.DC(dc); ok && d.State == "running" && !slices.Contains(rec.Killed, dc) {
 			dcs = append(dcs, dc)
 		}
 	}

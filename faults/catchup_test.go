@@ -213,6 +213,18 @@ func TestLeftoverWeightsAreRestored(t *testing.T) {
 	}
 }
 
+// TestPoweredOnDCsKeepTheirWeight: the heal of a power-off starts the
+// DC afresh, at its own weight.
+func TestPoweredOnDCsKeepTheirWeight(t *testing.T) {
+	in, b := fakeInjector(t)
+	rec := mustApply(t, in, "power-off dc hz-a", 0)
+	heal(t, in, rec)
+	expectShares(t, b, map[string]int64{"hz-a": 0})
+	if cs := catchUps(t, in); len(cs) != 0 {
+		t.Fatalf("catch-ups after a power-on: %+v, want none", cs)
+	}
+}
+
 // TestCatchUpWithoutKeeperLeavesNoTrace: when the keeper cannot start,
 // the heal still succeeds and no weight changes.
 func TestCatchUpWithoutKeeperLeavesNoTrace(t *testing.T) {

@@ -94,3 +94,44 @@ func TestMessagesLayout(t *testing.T) {
 		t.Errorf("xt_NFQ_info_v3 of queue 7 with bypass: %s", got)
 	}
 }
+
+// TestSplitMessages reads a datagram the way the kernel packs one: the
+// captured packet message twice, then a netlink error message (what a
+// verdict on an unknown packet gets). A datagram cut inside a message is
+// an error, not a short read.
+func TestSplitMessages(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "packet.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errMsg := []byte{36, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr: 36 bytes, NLMSG_ERROR
+		0xfe, 0xff, 0xff, 0xff, // -2, ENOENT
+		16, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // the header of the message it answers
+	dgram := bytes.Join([][]byte{raw, raw, errMsg}, nil)
+	msgs, err := splitMessages(dgram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("%d messages in a datagram of 3", len(msgs))
+	}
+	var packets int
+	for _, m := range msgs {
+		p, ok, err := parsePacket(m)
+		if err != nil {
+			t.Fatalf("parsePacket: %v", err)
+		}
+		if ok {
+			packets++
+			if p.ID != 4 || !bytes.HasSuffix(p.Payload, []byte("four")) {
+				t.Errorf("packet %+v; want id 4 ending in \"four\"", p)
+			}
+		}
+	}
+	if packets != 2 || msgs[2].Header.Type != netlink.Error {
+		t.Errorf("%d packets, last message of type %d; want 2 packets and an error message", packets, msgs[2].Header.Type)
+	}
+	if _, err := splitMessages(dgram[:len(raw)+10]); err == nil {
+		t.Error("a datagram cut inside its second message split without error")
+	}
+}

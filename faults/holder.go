@@ -235,13 +235,13 @@ type delayer struct {
 const maxEarly = 2 * time.Millisecond
 
 // noteLate folds one measure of how late the timer woke into early, as a
-// moving average over about eight wakes. The runtime's poller sleeps in
-// whole milliseconds, so its timers wake up to one late, about half a
-// millisecond on an idle machine, more on a busy one; releasing early by
-// the average puts the mean release on the due time.
+// moving average over about eight wakes: on a busy machine the release
+// loop runs some time after its timer fires, and releasing early by the
+// average puts the mean release on the due time. It is never more than a
+// quarter of the delay, so a short delay is never released at once.
 func (d *delayer) noteLate(late time.Duration) {
 	d.early += (late - d.early) / 8
-	d.early = min(max(d.early, 0), maxEarly)
+	d.early = min(max(d.early, 0), maxEarly, d.delay/4)
 }
 
 func newDelayer(q packetQueue, delay, jitter time.Duration) *delayer {
@@ -333,24 +333,45 @@ func (d *delayer) receive() error {
 const maxFlows = 100_000
 
 // release gives each held packet its verdict when it is due, less early.
+// Without jitter packets fall due in the order they came, which is the
+// order of their ids: the packets due at once get one verdict for all
+// (a batch verdict accepts every packet up to an id).
 func (d *delayer) release(ctx context.Context, recvErr <-chan error) error {
-	timer := time.NewTimer(time.Hour)
+	timer := newReleaseTimer()
 	defer timer.Stop()
+	batch := d.jitter == 0
 	for {
 		d.mu.Lock()
 		var wait time.Duration = time.Hour
+		var last uint32
+		due := 0
 		for d.held.Len() > 0 {
 			if w := d.held[0].due.Sub(d.now()) - d.early; w > 0 {
 				wait = w
 				break
 			}
 			p := heap.Pop(&d.held).(heldPacket)
+			if batch {
+				last = p.id
+				due++
+				continue
+			}
 			if err := d.q.Verdict(p.id, nfqueue.Accept); err != nil {
 				d.mu.Unlock()
 				return err
 			}
 		}
+		var err error
+		switch {
+		case due == 1:
+			err = d.q.Verdict(last, nfqueue.Accept)
+		case due > 1:
+			err = d.q.VerdictBatch(last, nfqueue.Accept)
+		}
 		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		timer.Reset(wait)
 		target := d.now().Add(wait)
 		select {

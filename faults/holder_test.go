@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ type fakeQueue struct {
 
 	mu       sync.Mutex
 	verdicts []uint32
+	batches  [][]uint32    // the packets of each verdict
 	all      chan struct{} // closed once every packet has a verdict
 }
 
@@ -34,17 +36,42 @@ func (q *fakeQueue) Receive() ([]nfqueue.Packet, error) {
 func (q *fakeQueue) Verdict(id uint32, v nfqueue.Verdict) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.accept(id, v)
+	return nil
+}
+
+func (q *fakeQueue) accept(id uint32, v nfqueue.Verdict) {
 	if v == nfqueue.Accept {
 		q.verdicts = append(q.verdicts, id)
+		q.batches = append(q.batches, []uint32{id})
 	}
 	if len(q.verdicts) == len(q.packets) && q.all != nil {
 		close(q.all)
 		q.all = nil
 	}
-	return nil
 }
 
-func (q *fakeQueue) VerdictBatch(uint32, nfqueue.Verdict) error { return nil }
+// VerdictBatch gives the verdict to every packet up to id that has none,
+// as the kernel does.
+func (q *fakeQueue) VerdictBatch(id uint32, v nfqueue.Verdict) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var batch []uint32
+	for _, p := range q.packets {
+		if p.ID <= id && !slices.Contains(q.verdicts, p.ID) {
+			batch = append(batch, p.ID)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	for _, pid := range batch[:len(batch)-1] {
+		q.verdicts = append(q.verdicts, pid)
+	}
+	q.accept(batch[len(batch)-1], v)
+	q.batches[len(q.batches)-1] = batch
+	return nil
+}
 
 func (q *fakeQueue) SetReadDeadline(time.Time) error {
 	q.stopOnce.Do(func() { close(q.stop) })
@@ -184,6 +211,13 @@ func TestDelayerEarlyFollowsLateness(t *testing.T) {
 	if d.early != 0 {
 		t.Fatalf("early after wakes ahead of time = %v, want 0", d.early)
 	}
+	short := newDelayer(nil, time.Millisecond, 0)
+	for range 50 {
+		short.noteLate(time.Second)
+	}
+	if short.early != short.delay/4 {
+		t.Fatalf("early of a 1 ms delay after wakes a second late = %v, want a quarter of the delay", short.early)
+	}
 }
 
 // TestDelayerReleasesEarly freezes the delayer's clock: a packet due in
@@ -221,6 +255,48 @@ func TestDelayerReleasesEarly(t *testing.T) {
 		}
 		if released != tc.released {
 			t.Errorf("early %v: released before its time %v, want %v", tc.early, released, tc.released)
+		}
+	}
+}
+
+// TestDelayerBatchesWithoutJitter: without jitter packets fall due in the
+// order of their ids, and those due at once leave on one batch verdict;
+// with jitter each gets its own.
+func TestDelayerBatchesWithoutJitter(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	for _, jitter := range []time.Duration{0, time.Nanosecond} {
+		q := &fakeQueue{stop: make(chan struct{}), all: make(chan struct{})}
+		for i := range 5 {
+			q.packets = append(q.packets, nfqueue.Packet{ID: uint32(i + 1), Payload: ipv4UDP(byte(i))})
+		}
+		all := q.all
+		d := newDelayer(q, 0, jitter)
+		d.now = func() time.Time { return t0 }
+		d.early = maxEarly // the jitter's ±1 ns is due at once too
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.run(ctx) }()
+		select {
+		case <-all:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("jitter %v: not every packet got its verdict", jitter)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		q.mu.Lock()
+		batches := q.batches
+		q.mu.Unlock()
+		want := 1
+		if jitter > 0 {
+			want = 5
+		}
+		if len(batches) != want {
+			t.Errorf("jitter %v: %d verdicts %v for 5 packets due at once, want %d", jitter, len(batches), batches, want)
+		}
+		if jitter == 0 && len(batches) == 1 && !slices.Equal(batches[0], []uint32{1, 2, 3, 4, 5}) {
+			t.Errorf("batch verdict took %v, want packets 1 to 5", batches[0])
 		}
 	}
 }

@@ -1,10 +1,13 @@
 package drill
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/fibercut/fibercut/faults"
+	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/topology"
 	"github.com/fibercut/fibercut/verify"
 )
@@ -27,6 +30,7 @@ func (r *run) report(h verify.Header, ops, audience []verify.Op, st verify.Final
 		RTO:      verify.AnalyzeRTO(ops, windows, verify.RTOOptions{}),
 		Timeline: verify.Timeline(ops, 100*time.Millisecond),
 		Load:     summarize(h, ops),
+		WAN:      r.wanLatency(topo),
 	}
 	rep.Expectations = append(expectations(r.sc.Expect, rep), somethingChecked(rep, !r.opts.NoLoad)...)
 	if abortErr != nil {
@@ -37,6 +41,32 @@ func (r *run) report(h verify.Header, ops, audience []verify.Op, st verify.Final
 		rep.Passed = rep.Passed && e.OK
 	}
 	return rep
+}
+
+// setWAN puts the lab's baseline WAN latency on, or takes it off.
+func setWAN(ctx context.Context, l *lab.Lab, store *faults.Store, on bool) (*faults.WAN, error) {
+	if !on {
+		_, err := faults.StopWAN(ctx, store, l)
+		return nil, err
+	}
+	return faults.StartWAN(ctx, l, store)
+}
+
+// wanLatency is the baseline latency the drill ran with, for the report.
+func (r *run) wanLatency(topo *topology.Topology) verify.WANLatency {
+	if r.wan == nil {
+		return verify.WANLatency{}
+	}
+	w := verify.WANLatency{On: true, Summary: topo.LatencySummary()}
+	for _, l := range topo.Links {
+		if l.Latency > 0 {
+			w.Links = append(w.Links, verify.LinkLatency{A: l.A, B: l.B, Latency: l.Latency})
+		}
+	}
+	if !r.wan.Held() {
+		w.Lost = "its holder was gone by the end of the drill: the links ran undelayed from some point on"
+	}
+	return w
 }
 
 func summarize(h verify.Header, ops []verify.Op) verify.LoadSummary {

@@ -65,6 +65,10 @@ type Options struct {
 	// recorded, from the load's goroutines, possibly at once: it must be
 	// quick and safe for concurrent use.
 	OnOp func(verify.Op)
+	// NoWANLatency runs the drill at bridge speed: the lab's baseline WAN
+	// latency (the topology's link latencies, on by default) is taken
+	// off, and the report says so.
+	NoWANLatency bool
 	// NoLoad runs no load: only the hall's transfers (the gateway's
 	// audience record) are checked, and no recovery time is measured.
 	NoLoad bool
@@ -88,6 +92,7 @@ type run struct {
 	cli   client.APIClient
 	lab   *lab.Lab
 	topo  *topology.Topology
+	wan   *faults.WAN // the baseline WAN latency; nil when off
 	in    *faults.Injector
 	clock *verify.Clock
 	t0    time.Duration // history time at which the transfer phase began

@@ -50,7 +50,8 @@ type Namespace interface {
 	removeFaults(ids ...string) error
 	// faultIDs lists the faults that have sets here.
 	faultIDs() ([]string, error)
-	// dropTable deletes the whole fibercut table and says if there was one.
+	// dropTable deletes the whole fibercut table, but for the lab's
+	// baseline WAN latency, and says if there was one.
 	dropTable() (bool, error)
 	// addQdisc puts fibercut's root qdisc on the WAN interface.
 	addQdisc(q qdiscSpec) error

@@ -316,15 +316,41 @@ func (c *nsConn) elements() (map[string]map[netip.Addr]time.Duration, error) {
 	return out, nil
 }
 
-// dropTable deletes the fibercut table, if there is one. It reports whether
-// there was.
+// dropTable deletes the fibercut table, if there is one, and reports
+// whether there was. Where the lab's baseline WAN latency has its chain
+// (wan.go), which lives with the lab and is no fault's, it deletes every
+// other chain and every set instead, and keeps that one.
 func (c *nsConn) dropTable() (bool, error) {
 	if ok, err := c.hasTable(); err != nil || !ok {
 		return false, err
 	}
-	c.nft.DelTable(table)
+	list, err := c.nft.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("faults: list nftables chains in dc %s: %w", c.dc, err)
+	}
+	if !slices.ContainsFunc(list, func(ch *nftables.Chain) bool { return ch.Table.Name == TableName && ch.Name == wanChainName }) {
+		c.nft.DelTable(table)
+		if err := c.nft.Flush(); err != nil {
+			return false, fmt.Errorf("faults: delete table inet %s in dc %s: %w", TableName, c.dc, err)
+		}
+		return true, nil
+	}
+	for _, ch := range list {
+		if ch.Table.Name == TableName && ch.Name != wanChainName {
+			ch.Table = table
+			c.nft.FlushChain(ch)
+			c.nft.DelChain(ch)
+		}
+	}
+	sets, err := c.sets()
+	if err != nil {
+		return false, err
+	}
+	for _, s := range sets {
+		c.nft.DelSet(s)
+	}
 	if err := c.nft.Flush(); err != nil {
-		return false, fmt.Errorf("faults: delete table inet %s in dc %s: %w", TableName, c.dc, err)
+		return false, fmt.Errorf("faults: delete the faults' rules of inet %s in dc %s: %w", TableName, c.dc, err)
 	}
 	return true, nil
 }

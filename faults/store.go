@@ -158,6 +158,8 @@ type State struct {
 	Records []Record `json:"records"`
 	// CatchUps are DCs at a low CPU weight after a heal.
 	CatchUps []CatchUp `json:"catch_ups,omitempty"`
+	// WAN is the lab's baseline WAN latency, nil when it is off.
+	WAN *WAN `json:"wan,omitempty"`
 }
 
 // Store keeps a lab's fault records in a JSON file. Its lock is the lab's

@@ -1,6 +1,10 @@
 package topology
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -143,4 +147,31 @@ func (t *Topology) Link(a, b string) (Link, bool) {
 // Joins reports whether the link is between a and b, in either direction.
 func (l Link) Joins(a, b string) bool {
 	return (l.A == a && l.B == b) || (l.A == b && l.B == a)
+}
+
+// LatencySummary describes the links' one-way latencies, fewest first:
+// "1ms on 2 links, 5ms on 4, 15ms on 4"; "no link has a latency" when
+// none has.
+func (t *Topology) LatencySummary() string {
+	count := map[time.Duration]int{}
+	for _, l := range t.Links {
+		if l.Latency > 0 {
+			count[l.Latency]++
+		}
+	}
+	if len(count) == 0 {
+		return "no link has a latency"
+	}
+	var parts []string
+	for i, d := range slices.Sorted(maps.Keys(count)) {
+		unit := ""
+		if i == 0 {
+			unit = " link"
+			if count[d] != 1 {
+				unit = " links"
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s on %d%s", FormatDuration(d), count[d], unit))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -34,3 +34,20 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("election_ms 300 with a 30 ms round trip: warnings %q", w)
 	}
 }
+
+func TestLatencySummary(t *testing.T) {
+	topo, err := Builtin(Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := topo.LatencySummary(), "1ms on 2 links, 5ms on 4, 15ms on 4"; got != want {
+		t.Errorf("LatencySummary() = %q, want %q", got, want)
+	}
+	one := &Topology{Links: []Link{{A: "a", B: "b", Latency: 2 * time.Millisecond}, {A: "a", B: "c"}}}
+	if got, want := one.LatencySummary(), "2ms on 1 link"; got != want {
+		t.Errorf("LatencySummary() = %q, want %q", got, want)
+	}
+	if got, want := (&Topology{}).LatencySummary(), "no link has a latency"; got != want {
+		t.Errorf("LatencySummary() = %q, want %q", got, want)
+	}
+}

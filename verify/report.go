@@ -42,6 +42,38 @@ type Report struct {
 	RTO      RTOReport   `json:"rto"`
 	Timeline []Bucket    `json:"timeline"`
 	Load     LoadSummary `json:"load"`
+	// WAN is the baseline latency the lab's links had.
+	WAN WANLatency `json:"wan_latency"`
+}
+
+// WANLatency is the baseline latency of a lab's links during a drill,
+// one way, in each direction; the zero value is none (bridge speed).
+type WANLatency struct {
+	On bool `json:"on"`
+	// Summary groups the links by latency: "1ms on 2 links, 5ms on 4".
+	Summary string        `json:"summary,omitempty"`
+	Links   []LinkLatency `json:"links,omitempty"`
+	// Lost says how the latency went during the drill; "" when it held.
+	Lost string `json:"lost,omitempty"`
+}
+
+// LinkLatency is one link's one-way latency.
+type LinkLatency struct {
+	A       string        `json:"a"`
+	B       string        `json:"b"`
+	Latency time.Duration `json:"latency_ns"`
+}
+
+// String says it in a few words: "WAN latency on (1ms on 2 links, …, one
+// way)", or "WAN latency off (bridge speed)".
+func (w WANLatency) String() string {
+	switch {
+	case !w.On:
+		return "WAN latency off (bridge speed)"
+	case w.Lost != "":
+		return "WAN latency on (" + w.Summary + ", one way), but " + w.Lost
+	}
+	return "WAN latency on (" + w.Summary + ", one way)"
 }
 
 // StepRecord is one step of the scenario as it ran.
@@ -598,6 +630,7 @@ func (r Report) metaLine() string {
 	if r.Topology != "" {
 		m = append(m, "topology "+r.Topology)
 	}
+	m = append(m, r.WAN.String())
 	if !r.Started.IsZero() {
 		m = append(m, "started "+r.Started.Format("2006-01-02 15:04:05 MST"))
 	}

@@ -67,6 +67,7 @@ func newLabUpCmd() *cobra.Command {
 		gatewayBind        string
 		audienceMax        int
 		clientLimits       string
+		wanLatency         string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -74,7 +75,12 @@ func newLabUpCmd() *cobra.Command {
 		Long: `Create the lab's node image (from fibercut's own static binary, never pulled),
 its WAN and management networks, and one container per datacenter, then wait
 until every datacenter answers its health check. Running it again on a lab that
-is up changes nothing; after a half-finished run it completes the lab.`,
+is up changes nothing; after a half-finished run it completes the lab.
+
+The WAN gets the topology's link latencies (1ms within a city, 5ms
+Hangzhou–Shanghai, 15ms to Shenzhen, one way, in the built-in topology),
+held by a process that stays with the lab; --wan-latency off runs it at
+bridge speed (and takes the latency off a lab that has it). As root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := topology.Resolve(topo)
@@ -82,6 +88,10 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 				return err
 			}
 			bind, err := parseBind(gatewayBind)
+			if err != nil {
+				return err
+			}
+			wanOn, err := parseOnOff("--wan-latency", wanLatency)
 			if err != nil {
 				return err
 			}
@@ -118,6 +128,10 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			if err != nil {
 				return err
 			}
+			wan, err := setWANLatency(cmd.Context(), l, store, wanOn)
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if !rep.Empty() {
 				fmt.Fprintln(out, "healed what a dead fibercut process left in the lab:")
@@ -130,6 +144,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 			fmt.Fprintf(out, "lab %q is up: %d datacenters in %d cities (topology %s)\n",
 				l.Name, len(l.DCs), len(l.Topology.Cities), l.Topology.Name)
 			printLabTable(out, l)
+			fmt.Fprintln(out, wanLine(wan, l))
 			if timings {
 				fmt.Fprintf(out, "\ntimings: binary %s, image %s, networks %s, containers %s, ready %s, total %s\n",
 					ms(tm.Binary), ms(tm.Image), ms(tm.Networks), ms(tm.Containers), ms(tm.Ready), ms(tm.Total))
@@ -145,6 +160,7 @@ is up changes nothing; after a half-finished run it completes the lab.`,
 	cmd.Flags().IntVar(&gatewayPort, "gateway-port", 0, "host port for the audience page and API (default: a free port)")
 	cmd.Flags().StringVar(&gatewayBind, "gateway-bind", "", "host address to publish the gateway on, e.g. the venue network's, or 127.0.0.1 behind a tunnel (default: every address; an existing gateway keeps its own)")
 	cmd.Flags().IntVar(&audienceMax, "audience-max", 0, "accounts the hall may open per drill (default 10,000; an existing gateway keeps its own)")
+	cmd.Flags().StringVar(&wanLatency, "wan-latency", "on", "put the topology's link latencies on the WAN: on or off")
 	cmd.Flags().StringVar(&clientLimits, "client-limits", "", `per-address rates of the audience API: "off", or opens=RATE/BURST,transfers=RATE/BURST (default opens=0.5/5,transfers=10/20; behind a tunnel the hall shares one address: raise them; an existing gateway keeps its own)`)
 	return cmd
 }
@@ -180,16 +196,25 @@ which faults never touch). Exits 1 when a datacenter is not healthy.`,
 			}
 			defer cli.Close()
 			l.CheckHealth(cmd.Context())
+			var wan *faults.WAN
+			if store, err := faults.OpenStore(l.Name); err == nil {
+				wan, _ = faults.LoadWAN(store, l) // unreadable: said as off
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(statusJSON{Lab: l, Topology: l.Topology.Name}); err != nil {
+				js := statusJSON{Lab: l, Topology: l.Topology.Name, WANLatency: wanStatusJSON{On: wan.Held(), Recorded: wan != nil}}
+				if wan != nil && wan.Holder != nil {
+					js.WANLatency.Holder = wan.Holder.PID
+				}
+				if err := enc.Encode(js); err != nil {
 					return err
 				}
 			} else {
 				fmt.Fprintf(out, "lab %q  topology %s  wan %s  mgmt %s\n", l.Name, l.Topology.Name, l.WAN.Subnet, l.Mgmt.Subnet)
 				printLabTable(out, l)
+				fmt.Fprintln(out, wanLine(wan, l))
 			}
 			var bad []string
 			for _, d := range l.DCs {
@@ -213,7 +238,16 @@ which faults never touch). Exits 1 when a datacenter is not healthy.`,
 
 type statusJSON struct {
 	*lab.Lab
-	Topology string `json:"topology"`
+	Topology   string        `json:"topology"`
+	WANLatency wanStatusJSON `json:"wan_latency"`
+}
+
+// wanStatusJSON is the baseline WAN latency in `lab status --json`: on
+// when its holder runs; recorded but not on when the holder is gone.
+type wanStatusJSON struct {
+	On       bool `json:"on"`
+	Recorded bool `json:"recorded"`
+	Holder   int  `json:"holder_pid,omitempty"`
 }
 
 func newLabDownCmd() *cobra.Command {
@@ -231,6 +265,10 @@ func newLabDownCmd() *cobra.Command {
 				return err
 			}
 			defer cli.Close()
+			// The WAN holder first: it would follow the containers away.
+			if store, err := faults.OpenStore(name); err == nil {
+				faults.StopWAN(cmd.Context(), store, nil)
+			}
 			r, err := lab.Down(cmd.Context(), cli, name, lab.DownOptions{KeepData: keepData})
 			if err == nil {
 				// The faults went with the containers; so do their records.
@@ -349,6 +387,37 @@ func printLabTable(w io.Writer, l *lab.Lab) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// parseOnOff reads a flag that is "on" or "off".
+func parseOnOff(flag, v string) (bool, error) {
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s %q: want on or off", flag, v)
+}
+
+// setWANLatency puts the baseline WAN latency on the lab, or takes it off.
+func setWANLatency(ctx context.Context, l *lab.Lab, store *faults.Store, on bool) (*faults.WAN, error) {
+	if !on {
+		_, err := faults.StopWAN(ctx, store, l)
+		return nil, err
+	}
+	return faults.StartWAN(ctx, l, store)
+}
+
+// wanLine says whether the lab's links carry the topology's latencies.
+func wanLine(w *faults.WAN, l *lab.Lab) string {
+	switch {
+	case w.Held():
+		return fmt.Sprintf("WAN latency: on, the topology's, one way: %s (held by process %d)", l.Topology.LatencySummary(), w.Holder.PID)
+	case w != nil:
+		return "WAN latency: OFF: its holder is gone, so the links run undelayed; `fibercut lab up` starts it again"
+	}
+	return "WAN latency: off (the links run at bridge speed; `fibercut lab up` puts the topology's latencies on)"
 }
 
 func addrOrDash(s string) string {

@@ -143,9 +143,10 @@ func StartWAN(ctx context.Context, l *lab.Lab, store *Store) (*WAN, error) {
 }
 
 // StopWAN takes the baseline WAN latency off the lab: it ends the holder,
-// which removes its chains, and forgets the record. With l, it also
-// removes the chains a killed holder left (they let packets pass, but
-// are the baseline's); without, the lab is being taken down. It reports
+// which removes its chains, and forgets the record. With l (as inspected
+// now: it enters each running DC's namespace by pid), it also removes the
+// chains a killed holder left (they let packets pass, but are the
+// baseline's); without, the lab is being taken down. It reports
 // whether there was a baseline to stop.
 func StopWAN(ctx context.Context, store *Store, l *lab.Lab) (bool, error) {
 	var had bool

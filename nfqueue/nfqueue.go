@@ -126,7 +126,7 @@ func Open(cfg Config) (*Queue, error) {
 	// A reader that falls behind loses messages, not the socket.
 	_ = c.SetOption(netlink.NoENOBUFS, true)
 	for _, m := range configMessages(cfg) {
-		if _, err := c.Execute(m); err != nil {
+		if err := q.configure(m); err != nil {
 			c.Close()
 			if errors.Is(err, unix.EPERM) {
 				return nil, fmt.Errorf("nfqueue: queue %d: another socket in this namespace has bound it, or this process lacks CAP_NET_ADMIN there: %w", cfg.Queue, err)
@@ -136,6 +136,36 @@ func Open(cfg Config) (*Queue, error) {
 	}
 	return q, nil
 }
+
+// configure sends one configuration request and waits for its answer.
+// Once the queue is bound, packets may come before the answer (rules that
+// feed the queue can be there first): each is accepted at once, as if no
+// one were bound.
+func (q *Queue) configure(m netlink.Message) error {
+	sent, err := q.conn.Send(m)
+	if err != nil {
+		return err
+	}
+	q.conn.SetReadDeadline(time.Now().Add(configTimeout))
+	defer q.conn.SetReadDeadline(time.Time{})
+	for {
+		msgs, err := q.conn.Receive() // an error answer comes back as err
+		if err != nil {
+			return err
+		}
+		for _, r := range msgs {
+			if r.Header.Type == netlink.Error && r.Header.Sequence == sent.Header.Sequence {
+				return nil
+			}
+			if p, ok, _ := parsePacket(r); ok {
+				q.Verdict(p.ID, Accept)
+			}
+		}
+	}
+}
+
+// configTimeout bounds the wait for the kernel's answer to a request.
+const configTimeout = 5 * time.Second
 
 // configMessages are the requests that bind a queue and set it up.
 func configMessages(cfg Config) []netlink.Message {

@@ -89,3 +89,98 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 	stime, _ := strconv.Atoi(fields[12])
 	return time.Duration(utime+stime) * time.Second / 100 // clock ticks (USER_HZ)
 }
+
+// BenchmarkWANLatencyCost is issue 12's cost of the baseline WAN latency,
+// on and off in one run. On a default lab under atec-2018's load (64
+// users at 400/s through the gateway) for 20 s without the baseline, then
+// 20 s with it, it reports the load's transfers/s and p99 each way, the
+// holder's CPU as a share of the machine and per queued packet, and the
+// packets it queued a second. While the baseline is on, b.N TCP connects
+// from hz-a to sz-a, one after another, each take one round trip over a
+// link of 15 ms one way: their p50 and p99 are the accuracy (30 ms asked).
+// Run it with -benchtime 300x.
+func BenchmarkWANLatencyCost(b *testing.B) {
+	f := newFixture(b, topology.Default)
+	ctx := context.Background()
+	const phase = 20 * time.Second
+	load := func() demoapp.LoadStats {
+		st, err := demoapp.RunLoad(ctx, demoapp.LoadConfig{BaseURL: f.lab.Gateway.URL(), Users: 64, Rate: 400, Duration: phase})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	if _, err := faults.StopWAN(ctx, f.store, f.lab); err != nil {
+		b.Fatal(err)
+	}
+	off := load()
+	w, err := faults.StartWAN(ctx, f.lab, f.store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer faults.StopWAN(ctx, f.store, nil)
+	on := make(chan demoapp.LoadStats, 1)
+	go func() { on <- load() }()
+	time.Sleep(2 * time.Second) // the load up to speed
+	cpu0, queued0, wall0 := procCPU(b, w.Holder.PID), wanQueued(b, f.lab), time.Now()
+	sz, _ := f.lab.DC("sz-a")
+	addr := netip.AddrPortFrom(sz.WANIP, lab.NodePort).String()
+	var rtts []time.Duration
+	b.ResetTimer()
+	inNetns(b, f, "hz-a", func() {
+		for range b.N {
+			t0 := time.Now()
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			rtts = append(rtts, time.Since(t0))
+			c.Close()
+		}
+	})
+	b.StopTimer()
+	with := <-on
+	cpu, queued, wall := procCPU(b, w.Holder.PID)-cpu0, wanQueued(b, f.lab)-queued0, time.Since(wall0)
+	if len(rtts) == 0 || queued == 0 {
+		b.Fatalf("%d connects completed, %d packets queued", len(rtts), queued)
+	}
+	slices.Sort(rtts)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(rtts[len(rtts)/2]), "rtt-p50-ms")
+	b.ReportMetric(ms(rtts[len(rtts)*99/100]), "rtt-p99-ms")
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds()/float64(runtime.NumCPU()), "holder-cpu-%")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(queued), "holder-us/packet")
+	b.ReportMetric(float64(queued)/wall.Seconds(), "packets/s")
+	b.ReportMetric(off.CommittedPerSec, "transfers/s-off")
+	b.ReportMetric(with.CommittedPerSec, "transfers/s-on")
+	b.ReportMetric(ms(off.Latency.P99), "p99-ms-off")
+	b.ReportMetric(ms(with.Latency.P99), "p99-ms-on")
+	b.ReportMetric(0, "ns/op")
+}
+
+// wanQueued is how many packets the DCs' baseline queues have taken so far:
+// the sum of each queue's id sequence, which the kernel keeps per namespace
+// in /proc/PID/net/netfilter/nfnetlink_queue (queue number, portid, queued,
+// copy mode, copy range, dropped, user dropped, id sequence, 1).
+func wanQueued(tb testing.TB, l *lab.Lab) uint64 {
+	tb.Helper()
+	var n uint64
+	for _, d := range l.DCs {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(d.Pid) + "/net/netfilter/nfnetlink_queue")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 8 {
+				continue
+			}
+			if q, _ := strconv.Atoi(f[0]); q >= 0xfb00 && q < 0xfc00 {
+				seq, _ := strconv.ParseUint(f[7], 10, 64)
+				n += seq
+			}
+		}
+	}
+	return n
+}

@@ -52,9 +52,20 @@
 // 20 s at most; a dead keeper's weights are restored by HealLeftovers
 // (catchup.go).
 //
+// # The baseline WAN latency
+//
+// [StartWAN] puts the topology's link latencies on the lab's WAN for its
+// whole life: a chain "wan" of the same table queues each DC's packets to
+// each other DC (NFQUEUE, with bypass) to a queue of that link's latency,
+// and one detached holder releases them when the latency has passed. It
+// sits between the cuts (which drop first) and the delay faults (which add
+// to it), follows DCs that restart, ends with the lab, and fails open if
+// killed; [StopWAN] takes it off (wan.go).
+//
 // # Privileges
 //
-// Applying and healing link and qdisc faults needs root (CAP_SYS_ADMIN to
+// Applying and healing link and qdisc faults, and the baseline WAN
+// latency, need root (CAP_SYS_ADMIN to
 // enter the containers' network namespaces and CAP_NET_ADMIN in them); power
 // and pause faults, and the CPU weight of DCs catching up, need access to
 // the Docker engine.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,5 +199,58 @@ func TestQueueInNamespace(t *testing.T) {
 	send("five")
 	if got, ok := arrives(dst, 5*time.Second); !ok || got != "five" {
 		t.Fatalf("with the queue closed (bypass): %q, %v; want the packet through", got, ok)
+	}
+}
+
+// TestOpenWhilePacketsFlow binds the queue while its rule already feeds
+// it a stream of datagrams: packets come between the answers to Open's
+// requests, and Open must still succeed (those packets pass). The stream
+// is bounded in count and time.
+func TestOpenWhilePacketsFlow(t *testing.T) {
+	n := newTestNS(t)
+	dst := n.udp(t, 9999)
+	src := n.udp(t, 0)
+	stop := make(chan struct{})
+	sent := make(chan int)
+	flowing := make(chan struct{})
+	var once sync.Once
+	go func() {
+		i := 0
+		defer func() { once.Do(func() { close(flowing) }); sent <- i }()
+		deadline := time.Now().Add(20 * time.Second)
+		for ; i < 200_000 && time.Now().Before(deadline); i++ {
+			if i == 100 {
+				once.Do(func() { close(flowing) })
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			src.WriteToUDP([]byte("flow"), dst.LocalAddr().(*net.UDPAddr))
+		}
+	}()
+	<-flowing
+	go func() { // keep the receiver's buffer from filling
+		b := make([]byte, 100)
+		for {
+			dst.SetReadDeadline(time.Now().Add(time.Second))
+			if _, _, err := dst.ReadFromUDP(b); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}()
+	for i := range 20 {
+		q, err := Open(Config{Queue: 7, NetNS: int(n.ns), CopyRange: 64, MaxLen: 1024, FailOpen: true})
+		if err != nil {
+			close(stop)
+			<-sent
+			t.Fatalf("open %d with packets flowing: %v", i+1, err)
+		}
+		q.Close()
+	}
+	close(stop)
+	if got := <-sent; got >= 200_000 {
+		t.Fatal("the stream ended before the queue's 20 opens did")
 	}
 }

@@ -175,6 +175,7 @@ func (r Report) Summary() string {
 	if r.Load.Ops > 0 || r.Load.Users > 0 {
 		l = append(l, "load: "+r.loadText())
 	}
+	l = append(l, r.WAN.String())
 	main, ok := r.RTO.Main()
 	if !ok {
 		l = append(l, "no fault: nothing to recover from")

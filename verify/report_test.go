@@ -309,3 +309,24 @@ func TestFormatting(t *testing.T) {
 		t.Errorf("table %q", buf.String())
 	}
 }
+
+// TestReportSaysWANLatency: the summary and the markdown say whether the
+// lab's links had the topology's latency, and if it was lost.
+func TestReportSaysWANLatency(t *testing.T) {
+	for _, tc := range []struct {
+		wan  WANLatency
+		want string
+	}{
+		{WANLatency{}, "WAN latency off (bridge speed)"},
+		{WANLatency{On: true, Summary: "1ms on 2 links, 15ms on 4"}, "WAN latency on (1ms on 2 links, 15ms on 4, one way)"},
+		{WANLatency{On: true, Summary: "1ms on 2 links", Lost: "its holder was gone"}, "WAN latency on (1ms on 2 links, one way), but its holder was gone"},
+	} {
+		r := Report{Scenario: "s", WAN: tc.wan}
+		if got := r.Summary(); !strings.Contains(got, tc.want+"\n") {
+			t.Errorf("summary of %+v:\n%s\nwant a line %q", tc.wan, got, tc.want)
+		}
+		if got := r.markdown(); !strings.Contains(got, tc.want) {
+			t.Errorf("markdown of %+v does not say %q", tc.wan, tc.want)
+		}
+	}
+}

@@ -65,9 +65,7 @@ func (q *fakeQueue) VerdictBatch(id uint32, v nfqueue.Verdict) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	for _, pid := range batch[:len(batch)-1] {
-		q.verdicts = append(q.verdicts, pid)
-	}
+	q.verdicts = append(q.verdicts, batch[:len(batch)-1]...)
 	q.accept(batch[len(batch)-1], v)
 	q.batches[len(q.batches)-1] = batch
 	return nil

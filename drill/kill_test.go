@@ -72,11 +72,7 @@ func TestKilledDrillLeavesNothing(t *testing.T) {
 				}
 			}
 			time.Sleep(time.Until(end.Add(time.Second)))
-			// A DC powered off twice in a row may catch up from a
-			// snapshot: with the WAN latency on, that was seen to take
-			// 55 to 60 s (a bound, not a target: see the closing note of
-			// issue 12).
-			ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			var res []string
 			for {
@@ -92,7 +88,7 @@ func TestKilledDrillLeavesNothing(t *testing.T) {
 				// fault's end: give Docker a moment.
 				if len(res) == 0 || ctx.Err() != nil {
 					if len(res) == 0 {
-						if err := l.WaitHealthy(ctx, 150*time.Second); err != nil {
+						if err := l.WaitHealthy(ctx, 60*time.Second); err != nil {
 							t.Fatalf("after the faults' time: %v", err)
 						}
 					}

@@ -65,10 +65,10 @@ type Options struct {
 	// recorded, from the load's goroutines, possibly at once: it must be
 	// quick and safe for concurrent use.
 	OnOp func(verify.Op)
-	// NoWANLatency runs the drill at bridge speed: the lab's baseline WAN
-	// latency (the topology's link latencies, on by default) is taken
-	// off, and the report says so.
-	NoWANLatency bool
+	// WANLatency sets the lab's baseline WAN latency (the topology's link
+	// latencies) for the drill: "on", "off" (bridge speed), or "" to leave
+	// the lab as it is. The report says which it ran with.
+	WANLatency string
 	// NoLoad runs no load: only the hall's transfers (the gateway's
 	// audience record) are checked, and no recovery time is measured.
 	NoLoad bool

@@ -99,7 +99,7 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + strings.Join(rep.Lines(), "; ")})
 		}
 	}
-	if r.wan, err = setWAN(ctx, l, store, !opts.NoWANLatency); err != nil {
+	if r.wan, err = setWAN(ctx, l, store, opts.WANLatency); err != nil {
 		return nil, fmt.Errorf("drill: %w", err)
 	}
 	if s.ledger, err = ledgerClient(l); err != nil {

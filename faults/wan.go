@@ -1,7 +1,7 @@
 package faults
 
-// The baseline WAN latency: the distance between the cities, in every lab
-// by default. Each DC holds its packets to each other DC for that link's
+// The baseline WAN latency: the distance between the cities, in a lab that
+// asks for it (lab up --wan-latency on). Each DC holds its packets to each other DC for that link's
 // one-way latency (the topology's), so a round trip takes twice it, as
 // between real cities: 2 ms within one, 10 ms Hangzhou–Shanghai, 30 ms to
 // Shenzhen.

@@ -47,7 +47,7 @@ func (f *drillFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.out, "out", "", "report directory (default ./fibercut-report/<time>-<scenario>)")
 	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "multiply every duration of the scenario (e.g. 0.25 for a quick run); expectations are not scaled")
 	cmd.Flags().StringVar(&f.binary, "binary", "", "static fibercut binary for the node image (default: this one, rebuilt statically if needed)")
-	cmd.Flags().StringVar(&f.wan, "wan-latency", "on", "run with the topology's link latencies on the WAN (on), or at bridge speed (off)")
+	cmd.Flags().StringVar(&f.wan, "wan-latency", "", "run with the topology's link latencies on the WAN (on), or at bridge speed (off); not given, the lab stays as it is (a new lab: off)")
 	cmd.Flags().BoolVar(&f.healFirst, "heal-first", false, "heal every fault in force before the drill, also those other processes hold or that were kept")
 }
 
@@ -109,8 +109,7 @@ func drillExit(out *drill.Outcome, err error) error {
 // runDrill runs one scenario, printing progress to stderr and the summary
 // to stdout.
 func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario, t *topology.Topology, f drillFlags, dir string) (*drill.Outcome, error) {
-	wanOn, err := parseOnOff("--wan-latency", f.wan)
-	if err != nil {
+	if err := checkWANFlag(f.wan); err != nil {
 		return nil, err
 	}
 	cli, err := lab.Connect(ctx)
@@ -120,7 +119,7 @@ func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario,
 	defer cli.Close()
 	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
 	opts := drill.Options{
-		Lab: f.name, Topology: t, Out: dir, TimeScale: f.timeScale, Binary: f.binary, HealFirst: f.healFirst, NoWANLatency: !wanOn,
+		Lab: f.name, Topology: t, Out: dir, TimeScale: f.timeScale, Binary: f.binary, HealFirst: f.healFirst, WANLatency: f.wan,
 		Events: func(e drill.Event) { printEvent(stderr, e) },
 	}
 	var out *drill.Outcome

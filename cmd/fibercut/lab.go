@@ -77,10 +77,11 @@ its WAN and management networks, and one container per datacenter, then wait
 until every datacenter answers its health check. Running it again on a lab that
 is up changes nothing; after a half-finished run it completes the lab.
 
-The WAN gets the topology's link latencies (1ms within a city, 5ms
-Hangzhou–Shanghai, 15ms to Shenzhen, one way, in the built-in topology),
-held by a process that stays with the lab; --wan-latency off runs it at
-bridge speed (and takes the latency off a lab that has it). As root.`,
+With --wan-latency on the WAN gets the topology's link latencies (1ms
+within a city, 5ms Hangzhou–Shanghai, 15ms to Shenzhen, one way, in the
+built-in topology), held by a process that stays with the lab, as root;
+off, the default for now, runs it at bridge speed (and takes the latency
+off a lab that has it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := topology.Resolve(topo)
@@ -91,8 +92,7 @@ bridge speed (and takes the latency off a lab that has it). As root.`,
 			if err != nil {
 				return err
 			}
-			wanOn, err := parseOnOff("--wan-latency", wanLatency)
-			if err != nil {
+			if err := checkWANFlag(wanLatency); err != nil {
 				return err
 			}
 			if audienceMax < 0 {
@@ -128,7 +128,7 @@ bridge speed (and takes the latency off a lab that has it). As root.`,
 			if err != nil {
 				return err
 			}
-			wan, err := setWANLatency(cmd.Context(), l, store, wanOn)
+			wan, err := setWANLatency(cmd.Context(), l, store, wanLatency)
 			if err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ bridge speed (and takes the latency off a lab that has it). As root.`,
 	cmd.Flags().IntVar(&gatewayPort, "gateway-port", 0, "host port for the audience page and API (default: a free port)")
 	cmd.Flags().StringVar(&gatewayBind, "gateway-bind", "", "host address to publish the gateway on, e.g. the venue network's, or 127.0.0.1 behind a tunnel (default: every address; an existing gateway keeps its own)")
 	cmd.Flags().IntVar(&audienceMax, "audience-max", 0, "accounts the hall may open per drill (default 10,000; an existing gateway keeps its own)")
-	cmd.Flags().StringVar(&wanLatency, "wan-latency", "on", "put the topology's link latencies on the WAN: on or off")
+	cmd.Flags().StringVar(&wanLatency, "wan-latency", "", "put the topology's link latencies on the WAN (on) or take them off (off); not given, the lab stays as it is (a new lab: off)")
 	cmd.Flags().StringVar(&clientLimits, "client-limits", "", `per-address rates of the audience API: "off", or opens=RATE/BURST,transfers=RATE/BURST (default opens=0.5/5,transfers=10/20; behind a tunnel the hall shares one address: raise them; an existing gateway keeps its own)`)
 	return cmd
 }
@@ -389,24 +389,26 @@ func printLabTable(w io.Writer, l *lab.Lab) {
 	}
 }
 
-// parseOnOff reads a flag that is "on" or "off".
-func parseOnOff(flag, v string) (bool, error) {
-	switch v {
-	case "on":
-		return true, nil
-	case "off":
-		return false, nil
+// checkWANFlag reads --wan-latency: "on", "off", or not given ("": leave
+// the lab as it is).
+func checkWANFlag(v string) error {
+	if v != "" && v != "on" && v != "off" {
+		return fmt.Errorf("--wan-latency %q: want on or off (not given: the lab stays as it is)", v)
 	}
-	return false, fmt.Errorf("%s %q: want on or off", flag, v)
+	return nil
 }
 
-// setWANLatency puts the baseline WAN latency on the lab, or takes it off.
-func setWANLatency(ctx context.Context, l *lab.Lab, store *faults.Store, on bool) (*faults.WAN, error) {
-	if !on {
+// setWANLatency puts the baseline WAN latency on the lab ("on"), takes it
+// off ("off") or leaves it (""), and returns it, nil when off.
+func setWANLatency(ctx context.Context, l *lab.Lab, store *faults.Store, mode string) (*faults.WAN, error) {
+	switch mode {
+	case "on":
+		return faults.StartWAN(ctx, l, store)
+	case "off":
 		_, err := faults.StopWAN(ctx, store, l)
 		return nil, err
 	}
-	return faults.StartWAN(ctx, l, store)
+	return faults.LoadWAN(store, l)
 }
 
 // wanLine says whether the lab's links carry the topology's latencies.
@@ -415,9 +417,9 @@ func wanLine(w *faults.WAN, l *lab.Lab) string {
 	case w.Held():
 		return fmt.Sprintf("WAN latency: on, the topology's, one way: %s (held by process %d)", l.Topology.LatencySummary(), w.Holder.PID)
 	case w != nil:
-		return "WAN latency: OFF: its holder is gone, so the links run undelayed; `fibercut lab up` starts it again"
+		return "WAN latency: OFF: its holder is gone, so the links run undelayed; `fibercut lab up --wan-latency on` starts it again"
 	}
-	return "WAN latency: off (the links run at bridge speed; `fibercut lab up` puts the topology's latencies on)"
+	return "WAN latency: off (the links run at bridge speed; `fibercut lab up --wan-latency on` puts the topology's latencies on)"
 }
 
 func addrOrDash(s string) string {

@@ -60,12 +60,11 @@ needed.`,
 			if len(args) == 1 {
 				scenario = args[0]
 			}
-			wanOn, err := parseOnOff("--wan-latency", wan)
-			if err != nil {
+			if err := checkWANFlag(wan); err != nil {
 				return err
 			}
 			return runStage(cmd.Context(), cmd.OutOrStdout(), stageFlags{name: name, scenario: scenario, audienceURL: audienceURL,
-				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad, wide: wide, noWAN: !wanOn})
+				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad, wide: wide, wan: wan})
 		},
 	}
 	addLabNameFlag(cmd, &name)
@@ -73,7 +72,7 @@ needed.`,
 	cmd.Flags().StringVar(&lang, "lang", "zh", "language of the screens: zh or en (L switches)")
 	cmd.Flags().DurationVar(&maxFor, "max", 30*time.Minute, "the longest the stage runs (and its load)")
 	cmd.Flags().BoolVar(&noLoad, "no-load", false, "run no background load: only the hall's transfers")
-	cmd.Flags().StringVar(&wan, "wan-latency", "on", "put the topology's link latencies on the WAN (on), or run at bridge speed (off)")
+	cmd.Flags().StringVar(&wan, "wan-latency", "", "put the topology's link latencies on the WAN (on), or run at bridge speed (off); not given, the lab stays as it is (a new lab: off)")
 	cmd.Flags().BoolVar(&wide, "ambiguous-wide", tui.AmbiguousWideFromEnv(), "the terminal draws box drawing and symbols two columns wide (CJK fonts and locales): draw them in ASCII (default: RUNEWIDTH_EASTASIAN=1)")
 	cmd.Flags().StringVar(&replay, "replay", "", "play back a report directory instead of running a lab")
 	cmd.Flags().Float64Var(&speed, "speed", 4, "with --replay: how many times faster than the drill ran")
@@ -86,7 +85,8 @@ type stageFlags struct {
 	name, scenario, audienceURL, out, binary string
 	lang                                     tui.Lang
 	max                                      time.Duration
-	noLoad, wide, noWAN                      bool
+	noLoad, wide                             bool
+	wan                                      string
 }
 
 // runReplay plays a report directory through the dashboard.
@@ -136,7 +136,7 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 	}
 	fmt.Fprintf(stdout, "stage %s: bringing the lab up, clearing the ledger, %s…\n", sc.Name, what)
 	sb := tui.NewScoreboard(50)
-	s, err := drill.Start(ctx, cli, sc, drill.Options{Lab: f.name, Out: dir, Binary: f.binary, LoadFor: f.max, NoLoad: f.noLoad, NoWANLatency: f.noWAN,
+	s, err := drill.Start(ctx, cli, sc, drill.Options{Lab: f.name, Out: dir, Binary: f.binary, LoadFor: f.max, NoLoad: f.noLoad, WANLatency: f.wan,
 		Events: sb.Event, OnOp: sb.AddOp})
 	if err != nil {
 		return err

@@ -1,13 +1,10 @@
 package drill
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/fibercut/fibercut/faults"
-	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/topology"
 	"github.com/fibercut/fibercut/verify"
 )
@@ -41,25 +38,6 @@ func (r *run) report(h verify.Header, ops, audience []verify.Op, st verify.Final
 		rep.Passed = rep.Passed && e.OK
 	}
 	return rep
-}
-
-// setWAN puts the lab's baseline WAN latency on ("on"), takes it off
-// ("off") or leaves it (""), and returns it: nil when off.
-func setWAN(ctx context.Context, l *lab.Lab, store *faults.Store, mode string) (*faults.WAN, error) {
-	switch mode {
-	case "on":
-		return faults.StartWAN(ctx, l, store)
-	case "off":
-		_, err := faults.StopWAN(ctx, store, l)
-		return nil, err
-	case "":
-		w, err := faults.LoadWAN(store, l)
-		if err != nil || !w.Held() {
-			return nil, err
-		}
-		return w, nil
-	}
-	return nil, fmt.Errorf("WAN latency %q: want on, off or \"\" (leave the lab as it is)", mode)
 }
 
 // wanLatency is the baseline latency the drill ran with, for the report.

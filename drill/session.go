@@ -99,8 +99,11 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + strings.Join(rep.Lines(), "; ")})
 		}
 	}
-	if r.wan, err = setWAN(ctx, l, store, opts.WANLatency); err != nil {
+	if r.wan, err = faults.SetWAN(ctx, l, store, opts.WANLatency); err != nil {
 		return nil, fmt.Errorf("drill: %w", err)
+	}
+	if !r.wan.Held() {
+		r.wan = nil // off, or its holder is gone: the links run undelayed
 	}
 	if s.ledger, err = ledgerClient(l); err != nil {
 		return nil, err

@@ -44,20 +44,8 @@ func BenchmarkDelayAccuracy(b *testing.B) {
 	go func() { on <- load(max(15*time.Second, time.Duration(b.N)*3*delay)) }()
 	time.Sleep(2 * time.Second) // the load up to speed
 	cpu0, wall0 := procCPU(b, rec.Holder.PID), time.Now()
-	var rtts []time.Duration
 	b.ResetTimer()
-	inNetns(b, f, "hz-a", func() {
-		for range b.N {
-			t0 := time.Now()
-			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			rtts = append(rtts, time.Since(t0))
-			c.Close()
-		}
-	})
+	rtts := connects(b, f, "hz-a", addr)
 	b.StopTimer()
 	cpu, wall := procCPU(b, rec.Holder.PID)-cpu0, time.Since(wall0)
 	with := <-on
@@ -74,6 +62,25 @@ func BenchmarkDelayAccuracy(b *testing.B) {
 	b.ReportMetric(ms(off.Latency.P99), "p99-ms-off")
 	b.ReportMetric(ms(with.Latency.P99), "p99-ms-on")
 	b.ReportMetric(0, "ns/op")
+}
+
+// connects times b.N TCP connects from inside dc to addr, one after
+// another: each takes one round trip.
+func connects(b *testing.B, f *fixture, dc, addr string) []time.Duration {
+	var rtts []time.Duration
+	inNetns(b, f, dc, func() {
+		for range b.N {
+			t0 := time.Now()
+			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			rtts = append(rtts, time.Since(t0))
+			c.Close()
+		}
+	})
+	return rtts
 }
 
 // procCPU is the CPU time (user and system) process pid has used.
@@ -125,20 +132,8 @@ func BenchmarkWANLatencyCost(b *testing.B) {
 	cpu0, queued0, wall0 := procCPU(b, w.Holder.PID), wanQueued(b, f.lab), time.Now()
 	sz, _ := f.lab.DC("sz-a")
 	addr := netip.AddrPortFrom(sz.WANIP, lab.NodePort).String()
-	var rtts []time.Duration
 	b.ResetTimer()
-	inNetns(b, f, "hz-a", func() {
-		for range b.N {
-			t0 := time.Now()
-			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			rtts = append(rtts, time.Since(t0))
-			c.Close()
-		}
-	})
+	rtts := connects(b, f, "hz-a", addr)
 	b.StopTimer()
 	with := <-on
 	cpu, queued, wall := procCPU(b, w.Holder.PID)-cpu0, wanQueued(b, f.lab)-queued0, time.Since(wall0)

@@ -142,6 +142,22 @@ func StartWAN(ctx context.Context, l *lab.Lab, store *Store) (*WAN, error) {
 	return out, err
 }
 
+// SetWAN puts the baseline WAN latency on the lab ("on"), takes it off
+// ("off") or leaves it as it is (""), and returns it: nil when off, and
+// for "" the record as it is (see [WAN.Held]).
+func SetWAN(ctx context.Context, l *lab.Lab, store *Store, mode string) (*WAN, error) {
+	switch mode {
+	case "on":
+		return StartWAN(ctx, l, store)
+	case "off":
+		_, err := StopWAN(ctx, store, l)
+		return nil, err
+	case "":
+		return LoadWAN(store, l)
+	}
+	return nil, fmt.Errorf("faults: WAN latency %q: want on, off, or \"\" to leave the lab as it is", mode)
+}
+
 // StopWAN takes the baseline WAN latency off the lab: it ends the holder,
 // which removes its chains, and forgets the record. With l (as inspected
 // now: it enters each running DC's namespace by pid), it also removes the

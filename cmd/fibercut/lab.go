@@ -128,7 +128,7 @@ off a lab that has it).`,
 			if err != nil {
 				return err
 			}
-			wan, err := setWANLatency(cmd.Context(), l, store, wanLatency)
+			wan, err := faults.SetWAN(cmd.Context(), l, store, wanLatency)
 			if err != nil {
 				return err
 			}
@@ -396,19 +396,6 @@ func checkWANFlag(v string) error {
 		return fmt.Errorf("--wan-latency %q: want on or off (not given: the lab stays as it is)", v)
 	}
 	return nil
-}
-
-// setWANLatency puts the baseline WAN latency on the lab ("on"), takes it
-// off ("off") or leaves it (""), and returns it, nil when off.
-func setWANLatency(ctx context.Context, l *lab.Lab, store *faults.Store, mode string) (*faults.WAN, error) {
-	switch mode {
-	case "on":
-		return faults.StartWAN(ctx, l, store)
-	case "off":
-		_, err := faults.StopWAN(ctx, store, l)
-		return nil, err
-	}
-	return faults.LoadWAN(store, l)
 }
 
 // wanLine says whether the lab's links carry the topology's latencies.

@@ -12,8 +12,10 @@ import (
 // interface: "delay 50ms±10ms dc ID | city NAME | leader". Two engines:
 // a netem qdisc, where the kernel has sch_netem (the kernel cannot end a
 // qdisc on time: the fault's watchdog does); or NFQUEUE, where it has
-// not: nftables rules queue the DC's egress, with bypass, to the fault's
-// holder, which gives each packet its verdict after the delay (holder.go).
+// not: nftables rules queue the DC's packets, with bypass, to the fault's
+// holder, which gives each packet its verdict after the delay (holder.go)
+// — in the other DCs as they arrive, and in the DC itself those it sends
+// elsewhere.
 // Their set elements expire with the fault, and a dead holder lets
 // packets pass.
 type delayKind struct{}
@@ -68,15 +70,29 @@ func (delayKind) plan(s Spec, l *lab.Lab) (changes, error) {
 		}
 		return changes{qdisc: &qdiscSpec{Delay: s.Delay, Jitter: s.Jitter}, qdiscDCs: s.Targets(l.Topology)}, nil
 	}
+	// Held where they arrive (nft.go says why): what a delayed DC sends
+	// another DC waits in the receiver's namespace.
 	ch := changes{hold: true}
 	if s.A != "" {
-		// Both directions, each at its sender, as netem on both ends.
-		ch.put(s.A, setDelayTo, wanIP(l, s.B))
-		ch.put(s.B, setDelayTo, wanIP(l, s.A))
+		// Both directions, as netem on both ends.
+		ch.put(s.A, setDelayFrom, wanIP(l, s.B))
+		ch.put(s.B, setDelayFrom, wanIP(l, s.A))
 		return ch, nil
 	}
 	for _, dc := range s.Targets(l.Topology) {
+		for _, p := range l.DCs {
+			// A DC off now has no namespace to hold in; on again, it
+			// gets what the delayed DC sends undelayed.
+			if p.ID != dc && p.WANIP.IsValid() && p.State == "running" {
+				ch.put(p.ID, setDelayFrom, wanIP(l, dc))
+			}
+		}
 		ch.put(dc, setDelay, wanIP(l, dc))
+		for _, p := range l.DCs {
+			if p.WANIP.IsValid() {
+				ch.put(dc, setDelayPeers, p.WANIP)
+			}
+		}
 	}
 	return ch, nil
 }

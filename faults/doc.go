@@ -55,12 +55,13 @@
 // # The baseline WAN latency
 //
 // [StartWAN] puts the topology's link latencies on the lab's WAN for its
-// whole life: a chain "wan" of the same table queues each DC's packets to
-// each other DC (NFQUEUE, with bypass) to a queue of that link's latency,
-// and one detached holder releases them when the latency has passed. It
-// sits between the cuts (which drop first) and the delay faults (which add
-// to it), follows DCs that restart, ends with the lab, and fails open if
-// killed; [StopWAN] takes it off (wan.go).
+// whole life: a chain "wan" of the same table queues the packets each DC
+// receives from each other DC (NFQUEUE, with bypass) to a queue of that
+// link's latency, and one detached holder releases them when the latency
+// has passed. It holds packets where they arrive (held at their sender,
+// they would starve TCP's small-queues budget), after the cuts (which drop
+// first); the delay faults add to it. It follows DCs that restart, ends
+// with the lab, and fails open if killed; [StopWAN] takes it off (wan.go).
 //
 // # Privileges
 //

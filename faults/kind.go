@@ -68,8 +68,8 @@ type changes struct {
 	qdiscDCs []string
 	// kill and pause list the DCs to power off and to freeze.
 	kill, pause []string
-	// hold, for a delay by NFQUEUE: the DCs whose setDelay set queues
-	// their egress get a holder, which delays what is queued.
+	// hold, for a delay by NFQUEUE: the DCs whose sets queue packets
+	// (delay_from, delay) get a holder, which delays what is queued.
 	hold bool
 }
 

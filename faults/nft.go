@@ -34,12 +34,21 @@ const (
 	setKeep      = "keep"     // peers an isolated DC still talks to
 	prefixLossIn = "loss_in_" // + percent: sources whose packets are dropped at random
 	prefixLossDC = "loss_dc_" // + percent: the DC's own address while all its traffic is lossy
-	setDelay     = "delay"    // the DC's own address while its egress is queued to the fault's holder
-	setDelayTo   = "delay_to" // destinations the DC's packets to which are queued to the holder
+	// A delay by NFQUEUE holds a delayed DC's packets where they arrive:
+	// held in the sender's namespace, a packet still counts against its
+	// socket's TCP Small Queues budget (netem orphans what it delays; a
+	// queue cannot), and a connection crawls (0.3 MB/s under a 20 ms
+	// delay, measured). So the other DCs queue what comes from it; only
+	// what it sends elsewhere (the gateway, the host) is queued as it
+	// leaves.
+	setDelayFrom  = "delay_from"  // sources whose packets the DC queues to the fault's holder on arrival
+	setDelay      = "delay"       // the DC's own address while its egress to non-DCs is queued to the holder
+	setDelayPeers = "delay_peers" // the lab's DCs, whose delay_from holds what the DC sends them
 )
 
 // keepMargin makes keep elements outlive the isolated marker, so that an
-// isolation never turns, for an instant, into a cut of the group's own links.
+// isolation never turns, for an instant, into a cut of the group's own
+// links; and delay_peers outlive the delay marker likewise.
 const keepMargin = time.Second
 
 // setAdd asks for addresses to be added to the set of one role.
@@ -59,14 +68,19 @@ func chains() (in, out *nftables.Chain) {
 	return in, out
 }
 
-// delayChain holds the rules that queue packets to a holder. It comes
-// after the output chain: a packet a queue's verdict accepts goes on to
-// the next chain of the hook, not the next rule, so the drops of cuts
-// must already be behind it.
-func delayChain() *nftables.Chain {
+// delayChains hold the rules that queue packets to a holder, on arrival
+// (in) and as they leave (out). Each comes after the hook's chain of
+// cuts: a packet a queue's verdict accepts goes on to the next chain of
+// the hook, not the next rule, so the drops of cuts must already be behind
+// it. On input it also comes after the baseline's (wan.go), so a delay
+// adds to the link's latency.
+func delayChains() (in, out *nftables.Chain) {
 	accept := nftables.ChainPolicyAccept
-	return &nftables.Chain{Name: "delay", Table: table, Type: nftables.ChainTypeFilter,
+	in = &nftables.Chain{Name: "delay_in", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10), Policy: &accept}
+	out = &nftables.Chain{Name: "delay", Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10), Policy: &accept}
+	return in, out
 }
 
 // setName is the name of a fault's set of a role.
@@ -136,7 +150,7 @@ func (c *nsConn) addFault(id string, adds []setAdd, timeout time.Duration) error
 	}
 	for _, a := range adds {
 		t := timeout
-		if t > 0 && a.Set == setKeep {
+		if t > 0 && (a.Set == setKeep || a.Set == setDelayPeers) {
 			t += keepMargin
 		}
 		elems := make([]nftables.SetElement, len(a.Addrs))
@@ -168,11 +182,14 @@ func (c *nsConn) createRole(id, role string, sets map[string]*nftables.Set, in, 
 		sets[role] = s
 		return s, nil
 	}
-	if role == setKeep {
+	switch role {
+	case setKeep:
 		role = setIsolated // the keep set is created with the marker
-		if _, ok := sets[role]; ok {
-			return nil
-		}
+	case setDelayPeers:
+		role = setDelay // and the delay's peers with its marker
+	}
+	if _, ok := sets[role]; ok {
+		return nil
 	}
 	s, err := addSet(role)
 	if err != nil {
@@ -205,14 +222,18 @@ func (c *nsConn) createRole(id, role string, sets map[string]*nftables.Set, in, 
 		}
 		c.rule(in, tag, iif, ipv4(), load(daddr), lookup(s, false), below(pct), drop())
 		c.rule(out, tag, oif, ipv4(), load(saddr), lookup(s, false), below(pct), drop())
-	case role == setDelay, role == setDelayTo:
-		dc := delayChain()
-		c.nft.AddChain(dc)
-		match := load(saddr)
-		if role == setDelayTo {
-			match = load(daddr)
+	case role == setDelayFrom:
+		din, _ := delayChains()
+		c.nft.AddChain(din)
+		c.rule(din, tag, iif, ipv4(), load(saddr), lookup(s, false), toQueue(queueFor(id)))
+	case role == setDelay:
+		peers, err := addSet(setDelayPeers)
+		if err != nil {
+			return err
 		}
-		c.rule(dc, tag, oif, ipv4(), match, lookup(s, false), toQueue(queueFor(id)))
+		_, dout := delayChains()
+		c.nft.AddChain(dout)
+		c.rule(dout, tag, oif, ipv4(), load(saddr), lookup(s, false), load(daddr), lookup(peers, true), toQueue(queueFor(id)))
 	default:
 		return fmt.Errorf("faults: unknown set role %s", role)
 	}
@@ -257,10 +278,13 @@ func (c *nsConn) removeFaults(ids ...string) error {
 	n := 0
 	in, out := chains()
 	chs := []*nftables.Chain{in, out}
-	if ok, err := c.hasChain(delayChain().Name); err != nil {
-		return err
-	} else if ok {
-		chs = append(chs, delayChain())
+	din, dout := delayChains()
+	for _, ch := range []*nftables.Chain{din, dout} {
+		if ok, err := c.hasChain(ch.Name); err != nil {
+			return err
+		} else if ok {
+			chs = append(chs, ch)
+		}
 	}
 	for _, ch := range chs {
 		rules, err := c.nft.GetRules(table, ch)

@@ -8,13 +8,20 @@ package faults
 //
 // It works as a delay fault does without netem (holder.go), but for the
 // lab's whole life: in each DC's namespace, a chain "wan" of the fibercut
-// table queues the packets to each peer, with bypass, to the queue of its
-// latency; one process, the WAN holder, bound to those queues in every DC,
-// gives each packet its verdict after that latency (the packets of one
-// queue wait alike, so those due at once share one verdict). The
-// chain comes after the output chain, whose cuts drop first, and before
-// the delay faults' chain: their delays add to it, and when they are
-// healed the link returns to the baseline, not to zero.
+// table queues the packets from each peer, with bypass, to the queue of
+// its latency; one process, the WAN holder, bound to those queues in every
+// DC, gives each packet its verdict after that latency (the packets of one
+// queue wait alike, so those due at once share one verdict). The chain
+// comes after the input chain, whose cuts drop first; the delay faults'
+// chain is on output, so their delays add to it, and when they are healed
+// the link returns to the baseline, not to zero.
+//
+// The packets are held where they arrive, not where they leave: a packet
+// held in its sender's namespace still counts against its socket's TCP
+// Small Queues budget (netem orphans the packets it delays; a queue
+// cannot), so a connection crawls: 0.4 MB/s over a 15 ms link, measured,
+// against hundreds of MB/s at the receiver. A member rejoining after a
+// cut then caught up for tens of seconds, or never.
 //
 // The holder keeps it up: when a DC's container starts again (a power
 // fault, a restart), it puts the chain in the new namespace and binds the
@@ -107,8 +114,8 @@ func LoadWAN(store *Store, l *lab.Lab) (*WAN, error) {
 }
 
 // StartWAN puts the topology's link latencies on the lab's WAN, both
-// directions of every link, and returns once every running DC's egress is
-// delayed. A live holder of this incarnation of the lab is kept; a dead
+// directions of every link, and returns once every running DC's WAN
+// ingress is delayed. A live holder of this incarnation of the lab is kept; a dead
 // one is replaced. It needs root, to enter the DCs' namespaces.
 func StartWAN(ctx context.Context, l *lab.Lab, store *Store) (*WAN, error) {
 	var out *WAN
@@ -214,12 +221,12 @@ func stopProcess(p *Process) {
 	}
 }
 
-// wanChain queues packets to the WAN holder: after the output chain, whose
-// drops come first, and before the delay faults' chain, whose delays add.
+// wanChain queues arriving packets to the WAN holder: after the input
+// chain, whose drops come first.
 func wanChain() *nftables.Chain {
 	accept := nftables.ChainPolicyAccept
 	return &nftables.Chain{Name: wanChainName, Table: table, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 5), Policy: &accept}
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 5), Policy: &accept}
 }
 
 // wanTag is the comment on the baseline's rules.
@@ -256,19 +263,27 @@ func wanClasses(l *lab.Lab, dc string) []wanClass {
 	return out
 }
 
-// putWAN makes the wan chain queue the WAN egress to the peers of each
+// putWAN makes the wan chain queue the WAN ingress from the peers of each
 // class to the class's queue, in place of what it held, in one atomic
 // batch.
 func (c *nsConn) putWAN(classes []wanClass) error {
 	ch := wanChain()
+	had, err := c.hasChain(wanChainName)
+	if err != nil {
+		return err
+	}
 	c.nft.AddTable(table)
+	if had {
+		// Replaced whole: one left by an older fibercut hooked output.
+		c.nft.FlushChain(ch)
+		c.nft.DelChain(ch)
+	}
 	c.nft.AddChain(ch)
-	c.nft.FlushChain(ch)
-	oif := ifname(expr.MetaKeyOIFNAME, c.wan)
+	iif := ifname(expr.MetaKeyIIFNAME, c.wan)
 	for i, cl := range classes {
 		for _, ip := range cl.peers {
-			to := []expr.Any{&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()}}
-			c.rule(ch, wanTag(), oif, ipv4(), load(daddr), to, toQueue(wanQueue+uint16(i)))
+			from := []expr.Any{&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()}}
+			c.rule(ch, wanTag(), iif, ipv4(), load(saddr), from, toQueue(wanQueue+uint16(i)))
 		}
 	}
 	if err := c.nft.Flush(); err != nil {
@@ -295,7 +310,7 @@ func (c *nsConn) removeWAN() (bool, error) {
 }
 
 // runWAN is the WAN holder process: it delays every running DC's WAN
-// egress, says it is armed, then keeps it so as DCs stop and start, until
+// ingress, says it is armed, then keeps it so as DCs stop and start, until
 // the lab or its record goes or it is asked to end.
 func runWAN(v string) int {
 	var o wanOrders
@@ -329,7 +344,7 @@ func runWAN(v string) int {
 	return 0
 }
 
-// wanHolder delays the WAN egress of the lab's running DCs.
+// wanHolder delays the WAN ingress of the lab's running DCs.
 type wanHolder struct {
 	cli    client.APIClient
 	orders wanOrders

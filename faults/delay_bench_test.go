@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -154,28 +155,118 @@ func BenchmarkWANLatencyCost(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// wanQueued is how many packets the DCs' baseline queues have taken so far:
-// the sum of each queue's id sequence, which the kernel keeps per namespace
-// in /proc/PID/net/netfilter/nfnetlink_queue (queue number, portid, queued,
-// copy mode, copy range, dropped, user dropped, id sequence, 1).
+// wanQueued is how many packets the DCs' baseline queues have taken so far.
 func wanQueued(tb testing.TB, l *lab.Lab) uint64 {
 	tb.Helper()
 	var n uint64
 	for _, d := range l.DCs {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(d.Pid) + "/net/netfilter/nfnetlink_queue")
-		if err != nil {
-			tb.Fatal(err)
+		n += queued(tb, d.Pid, 0xfb00, 0xfc00)
+	}
+	return n
+}
+
+// queued is how many packets the queues numbered [lo, hi) have taken so
+// far in the namespace of process pid: the sum of each queue's id
+// sequence, which the kernel keeps in /proc/PID/net/netfilter/nfnetlink_queue
+// (queue number, portid, queued, copy mode, copy range, dropped, user
+// dropped, id sequence, 1).
+func queued(tb testing.TB, pid, lo, hi int) uint64 {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/netfilter/nfnetlink_queue")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var n uint64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
 		}
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 8 {
-				continue
-			}
-			if q, _ := strconv.Atoi(f[0]); q >= 0xfb00 && q < 0xfc00 {
-				seq, _ := strconv.ParseUint(f[7], 10, 64)
-				n += seq
-			}
+		if q, _ := strconv.Atoi(f[0]); q >= lo && q < hi {
+			seq, _ := strconv.ParseUint(f[7], 10, 64)
+			n += seq
 		}
 	}
 	return n
+}
+
+// BenchmarkThroughput is what one TCP connection carries from hz-a to
+// sz-a (15 ms apart, one way) at bridge speed, with the baseline WAN
+// latency on, and with a 20 ms delay fault on hz-a on top: b.N transfers
+// of 8 MB each, from inside the DCs' namespaces. Packets held in their
+// sender's namespace starved TCP's small-queues budget (0.4 MB/s with the
+// baseline); held where they arrive, a connection gets what a 30 ms round
+// trip allows. Run it with -benchtime 3x.
+func BenchmarkThroughput(b *testing.B) {
+	f := newFixture(b, topology.Default)
+	ctx := context.Background()
+	sz, _ := f.lab.DC("sz-a")
+	var ln net.Listener
+	inNetns(b, f, "sz-a", func() {
+		var err error
+		if ln, err = net.Listen("tcp", netip.AddrPortFrom(sz.WANIP, 0).String()); err != nil {
+			b.Error(err)
+		}
+	})
+	if ln == nil {
+		b.FailNow()
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	const size = 8 << 20
+	send := func() float64 {
+		var took time.Duration
+		inNetns(b, f, "hz-a", func() {
+			buf := make([]byte, 64<<10)
+			for range b.N {
+				c, err := net.DialTimeout("tcp", ln.Addr().String(), 2*time.Second)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				c.SetDeadline(time.Now().Add(time.Minute)) // bounded: 0.14 MB/s at least
+				t0 := time.Now()
+				for n := 0; n < size && err == nil; n += len(buf) {
+					_, err = c.Write(buf)
+				}
+				if err == nil {
+					c.(*net.TCPConn).CloseWrite()
+					_, err = c.Read(buf[:1]) // EOF: the receiver has read it all
+				}
+				took += time.Since(t0)
+				c.Close()
+				if err != io.EOF {
+					b.Errorf("8 MB from hz-a to sz-a: %v", err)
+					return
+				}
+			}
+		})
+		return float64(b.N*size) / took.Seconds() / 1e6
+	}
+	if _, err := faults.StopWAN(ctx, f.store, f.lab); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.ReportMetric(send(), "MB/s-bridge")
+	if _, err := faults.StartWAN(ctx, f.lab, f.store); err != nil {
+		b.Fatal(err)
+	}
+	defer faults.StopWAN(ctx, f.store, nil)
+	b.ReportMetric(send(), "MB/s-baseline")
+	rec := f.apply(faults.Spec{Kind: faults.KindDelay, Delay: 20 * time.Millisecond, DC: "hz-a", For: 10 * time.Minute, Engine: faults.EngineNFQueue})
+	defer f.in.Heal(ctx, rec.ID)
+	b.ReportMetric(send(), "MB/s-delay20ms")
+	b.ReportMetric(0, "ns/op")
 }

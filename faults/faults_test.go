@@ -833,6 +833,12 @@ func TestDelayByQueue(t *testing.T) {
 	if d, _ := f.rtt("hz-a", "hz-b"); d >= undelayed {
 		t.Errorf("hz-a→hz-b, not delayed, takes %s", d)
 	}
+	// What sz-a sends hz-a (the connects' replies) waits in hz-a, where it
+	// arrives: held in sz-a, it would count against its sockets' small
+	// queues and starve TCP (BenchmarkThroughput).
+	if hza, _ := f.lab.DC("hz-a"); queued(t, hza.Pid, 0xfc00, 0x10000) == 0 {
+		t.Errorf("hz-a queued nothing that delayed sz-a sent it; want the receiver to hold it")
+	}
 	// The end, on its own.
 	deadline := rec.Until.Add(15 * time.Second)
 	for rec.Holder.Alive() {

@@ -40,7 +40,7 @@ func explain(rep verify.Report) string {
 }
 
 // TestBuiltinScenariosOnLab runs every built-in scenario on one real lab, at
-// half time, and requires each to pass.
+// half time, with the baseline WAN latency on, and requires each to pass.
 func TestBuiltinScenariosOnLab(t *testing.T) {
 	cli := labtest.RequireDocker(t)
 	labtest.RequireRoot(t)
@@ -55,14 +55,18 @@ func TestBuiltinScenariosOnLab(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
+			// With the WAN latency on, as `drill run` has it by default.
 			out, err := drill.Run(ctx, cli, sc, drill.Options{Lab: name, Out: t.TempDir(), TimeScale: ciScale,
-				Binary: labtest.StaticBinary(t), Store: store})
+				Binary: labtest.StaticBinary(t), Store: store, WANLatency: "on"})
 			if err != nil {
 				t.Fatalf("drill %s: %v", sn, err)
 			}
 			rep := out.Report
 			if !rep.Passed {
 				t.Fatalf("drill %s did not pass:%s\n%s", sn, explain(rep), rep.Summary())
+			}
+			if !rep.WAN.On || rep.WAN.Lost != "" {
+				t.Errorf("drill %s ran without the WAN latency: %+v", sn, rep.WAN)
 			}
 			if len(rep.Faults) == 0 || rep.Check.Acknowledged == 0 || rep.Check.Lost != 0 {
 				t.Fatalf("drill %s: %d faults, %d acknowledged, %d lost", sn, len(rep.Faults), rep.Check.Acknowledged, rep.Check.Lost)

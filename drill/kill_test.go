@@ -72,7 +72,7 @@ func TestKilledDrillLeavesNothing(t *testing.T) {
 				}
 			}
 			time.Sleep(time.Until(end.Add(time.Second)))
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 			defer cancel()
 			var res []string
 			for {
@@ -88,7 +88,7 @@ func TestKilledDrillLeavesNothing(t *testing.T) {
 				// fault's end: give Docker a moment.
 				if len(res) == 0 || ctx.Err() != nil {
 					if len(res) == 0 {
-						if err := l.WaitHealthy(ctx, 60*time.Second); err != nil {
+						if err := l.WaitHealthy(ctx, 120*time.Second); err != nil {
 							t.Fatalf("after the faults' time: %v", err)
 						}
 					}

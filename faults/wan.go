@@ -1,8 +1,9 @@
 package faults
 
-// The baseline WAN latency: the distance between the cities, in a lab that
-// asks for it (lab up --wan-latency on). Each DC holds its packets to each other DC for that link's
-// one-way latency (the topology's), so a round trip takes twice it, as
+// The baseline WAN latency: the distance between the cities, in every lab
+// by default (lab up --wan-latency off skips it). Each DC holds the
+// packets each other DC sends it for that link's one-way latency (the
+// topology's), so a round trip takes twice it, as
 // between real cities: 2 ms within one, 10 ms Hangzhou–Shanghai, 30 ms to
 // Shenzhen.
 //

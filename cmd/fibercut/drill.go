@@ -47,7 +47,7 @@ func (f *drillFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.out, "out", "", "report directory (default ./fibercut-report/<time>-<scenario>)")
 	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "multiply every duration of the scenario (e.g. 0.25 for a quick run); expectations are not scaled")
 	cmd.Flags().StringVar(&f.binary, "binary", "", "static fibercut binary for the node image (default: this one, rebuilt statically if needed)")
-	cmd.Flags().StringVar(&f.wan, "wan-latency", "", "run with the topology's link latencies on the WAN (on), or at bridge speed (off); not given, the lab stays as it is (a new lab: off)")
+	cmd.Flags().StringVar(&f.wan, "wan-latency", "on", "run with the topology's link latencies on the WAN (on), or at bridge speed (off)")
 	cmd.Flags().BoolVar(&f.healFirst, "heal-first", false, "heal every fault in force before the drill, also those other processes hold or that were kept")
 }
 

@@ -77,11 +77,10 @@ its WAN and management networks, and one container per datacenter, then wait
 until every datacenter answers its health check. Running it again on a lab that
 is up changes nothing; after a half-finished run it completes the lab.
 
-With --wan-latency on the WAN gets the topology's link latencies (1ms
-within a city, 5ms Hangzhou–Shanghai, 15ms to Shenzhen, one way, in the
-built-in topology), held by a process that stays with the lab, as root;
-off, the default for now, runs it at bridge speed (and takes the latency
-off a lab that has it).`,
+The WAN gets the topology's link latencies (1ms within a city, 5ms
+Hangzhou–Shanghai, 15ms to Shenzhen, one way, in the built-in topology),
+held by a process that stays with the lab; --wan-latency off runs it at
+bridge speed (and takes the latency off a lab that has it). As root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := topology.Resolve(topo)
@@ -160,7 +159,7 @@ off a lab that has it).`,
 	cmd.Flags().IntVar(&gatewayPort, "gateway-port", 0, "host port for the audience page and API (default: a free port)")
 	cmd.Flags().StringVar(&gatewayBind, "gateway-bind", "", "host address to publish the gateway on, e.g. the venue network's, or 127.0.0.1 behind a tunnel (default: every address; an existing gateway keeps its own)")
 	cmd.Flags().IntVar(&audienceMax, "audience-max", 0, "accounts the hall may open per drill (default 10,000; an existing gateway keeps its own)")
-	cmd.Flags().StringVar(&wanLatency, "wan-latency", "", "put the topology's link latencies on the WAN (on) or take them off (off); not given, the lab stays as it is (a new lab: off)")
+	cmd.Flags().StringVar(&wanLatency, "wan-latency", "on", "put the topology's link latencies on the WAN (on) or take them off (off)")
 	cmd.Flags().StringVar(&clientLimits, "client-limits", "", `per-address rates of the audience API: "off", or opens=RATE/BURST,transfers=RATE/BURST (default opens=0.5/5,transfers=10/20; behind a tunnel the hall shares one address: raise them; an existing gateway keeps its own)`)
 	return cmd
 }
@@ -389,11 +388,10 @@ func printLabTable(w io.Writer, l *lab.Lab) {
 	}
 }
 
-// checkWANFlag reads --wan-latency: "on", "off", or not given ("": leave
-// the lab as it is).
+// checkWANFlag reads --wan-latency: "on" or "off".
 func checkWANFlag(v string) error {
-	if v != "" && v != "on" && v != "off" {
-		return fmt.Errorf("--wan-latency %q: want on or off (not given: the lab stays as it is)", v)
+	if v != "on" && v != "off" {
+		return fmt.Errorf("--wan-latency %q: want on (the default: the topology's link latencies) or off (bridge speed)", v)
 	}
 	return nil
 }
@@ -404,9 +402,9 @@ func wanLine(w *faults.WAN, l *lab.Lab) string {
 	case w.Held():
 		return fmt.Sprintf("WAN latency: on, the topology's, one way: %s (held by process %d)", l.Topology.LatencySummary(), w.Holder.PID)
 	case w != nil:
-		return "WAN latency: OFF: its holder is gone, so the links run undelayed; `fibercut lab up --wan-latency on` starts it again"
+		return "WAN latency: OFF: its holder is gone, so the links run undelayed; `fibercut lab up` starts it again"
 	}
-	return "WAN latency: off (the links run at bridge speed; `fibercut lab up --wan-latency on` puts the topology's latencies on)"
+	return "WAN latency: off (the links run at bridge speed; `fibercut lab up` puts the topology's latencies on)"
 }
 
 func addrOrDash(s string) string {

@@ -72,7 +72,7 @@ needed.`,
 	cmd.Flags().StringVar(&lang, "lang", "zh", "language of the screens: zh or en (L switches)")
 	cmd.Flags().DurationVar(&maxFor, "max", 30*time.Minute, "the longest the stage runs (and its load)")
 	cmd.Flags().BoolVar(&noLoad, "no-load", false, "run no background load: only the hall's transfers")
-	cmd.Flags().StringVar(&wan, "wan-latency", "", "put the topology's link latencies on the WAN (on), or run at bridge speed (off); not given, the lab stays as it is (a new lab: off)")
+	cmd.Flags().StringVar(&wan, "wan-latency", "on", "put the topology's link latencies on the WAN (on), or run at bridge speed (off)")
 	cmd.Flags().BoolVar(&wide, "ambiguous-wide", tui.AmbiguousWideFromEnv(), "the terminal draws box drawing and symbols two columns wide (CJK fonts and locales): draw them in ASCII (default: RUNEWIDTH_EASTASIAN=1)")
 	cmd.Flags().StringVar(&replay, "replay", "", "play back a report directory instead of running a lab")
 	cmd.Flags().Float64Var(&speed, "speed", 4, "with --replay: how many times faster than the drill ran")

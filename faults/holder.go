@@ -155,8 +155,7 @@ func bindQueues(o holderOrders) ([]*nfqueue.Queue, error) {
 		if err != nil {
 			return fail(fmt.Errorf("faults: enter network namespace of dc %s (%s): %w", dc, path, err))
 		}
-		q, err := nfqueue.Open(nfqueue.Config{Queue: queueFor(o.ID), NetNS: int(ns), CopyRange: flowHeaderBytes,
-			MaxLen: holderMaxQueued, FailOpen: true, GSO: true, ReadBuffer: holderReadBuffer})
+		q, err := openHolderQueue(queueFor(o.ID), ns)
 		ns.Close() // the socket keeps the namespace
 		if err != nil {
 			return fail(fmt.Errorf("faults: dc %s: %w", dc, err))
@@ -164,6 +163,13 @@ func bindQueues(o holderOrders) ([]*nfqueue.Queue, error) {
 		out = append(out, q)
 	}
 	return out, nil
+}
+
+// openHolderQueue binds queue num in namespace ns as every holder does:
+// the flow's headers copied, fail-open when full, large packets whole.
+func openHolderQueue(num uint16, ns netns.NsHandle) (*nfqueue.Queue, error) {
+	return nfqueue.Open(nfqueue.Config{Queue: num, NetNS: int(ns), CopyRange: flowHeaderBytes,
+		MaxLen: holderMaxQueued, FailOpen: true, GSO: true, ReadBuffer: holderReadBuffer})
 }
 
 const (

@@ -357,6 +357,7 @@ type wanHolder struct {
 type wanArm struct {
 	pid    int
 	ns     string // the namespace's identity (device and inode)
+	wanIP  netip.Addr
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -492,8 +493,7 @@ func (h *wanHolder) arm(ctx context.Context, l *lab.Lab, d lab.DC) (*wanArm, err
 		}
 	}
 	for i := range classes {
-		q, err := nfqueue.Open(nfqueue.Config{Queue: wanQueue + uint16(i), NetNS: int(ns), CopyRange: flowHeaderBytes,
-			MaxLen: holderMaxQueued, FailOpen: true, GSO: true, ReadBuffer: holderReadBuffer})
+		q, err := openHolderQueue(wanQueue+uint16(i), ns)
 		if err != nil {
 			closeAll()
 			ns.Close()
@@ -511,7 +511,7 @@ func (h *wanHolder) arm(ctx context.Context, l *lab.Lab, d lab.DC) (*wanArm, err
 		return nil, err
 	}
 	actx, cancel := context.WithCancel(ctx)
-	a := &wanArm{pid: d.Pid, ns: nsID, cancel: cancel, done: make(chan struct{})}
+	a := &wanArm{pid: d.Pid, ns: nsID, wanIP: d.WANIP, cancel: cancel, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for i, q := range queues {
 		wg.Add(1)
@@ -547,11 +547,9 @@ func (h *wanHolder) close() {
 			ns.Close()
 			continue
 		}
-		nft, err := nftables.New(nftables.WithNetNSFd(int(ns)))
-		if err == nil {
-			c := &nsConn{dc: dc, ns: ns, nft: nft}
+		if c, err := newNSConn(dc, ns, a.wanIP); err == nil { // takes ns over
 			c.removeWAN()
+			c.Close()
 		}
-		ns.Close()
 	}
 }

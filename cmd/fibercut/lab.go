@@ -266,7 +266,9 @@ func newLabDownCmd() *cobra.Command {
 			defer cli.Close()
 			// The WAN holder first: it would follow the containers away.
 			if store, err := faults.OpenStore(name); err == nil {
-				faults.StopWAN(cmd.Context(), store, nil)
+				if _, err := faults.StopWAN(cmd.Context(), store, nil); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "fibercut: %v (its holder ends by itself once the lab is gone)\n", err)
+				}
 			}
 			r, err := lab.Down(cmd.Context(), cli, name, lab.DownOptions{KeepData: keepData})
 			if err == nil {

@@ -96,18 +96,18 @@ func TestBuiltinScenarioPlans(t *testing.T) {
 		quorate bool // a majority of DCs stays untouched throughout
 	}{
 		{"atec-2018", []string{"0s +30s isolate city hangzhou"},
-			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 2 * time.Second}, true},
+			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 3 * time.Second}, true},
 		{"dc-power-loss", []string{"0s +20s power-off dc hz-a"},
-			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 2 * time.Second, RecoverAfterHealMax: 15 * time.Second}, true},
+			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 3 * time.Second, RecoverAfterHealMax: 15 * time.Second}, true},
 		{"two-cities-one-dc-each", []string{"0s +30s isolate dc hz-a", "0s +30s isolate dc sh-a"},
-			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 2 * time.Second}, true},
+			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 3 * time.Second}, true},
 		{"majority-loss", []string{"0s +20s isolate city hangzhou", "0s +20s isolate dc sh-a"},
 			Expect{UnavailableAllowed: true, RecoverAfterHealMax: 15 * time.Second}, false},
 		{"flapping-link", []string{"0s +2s cut hz-a sh-a", "4s +2s cut hz-a sh-a", "8s +2s cut hz-a sh-a",
 			"12s +2s cut hz-a sh-a", "16s +2s cut hz-a sh-a", "20s +2s cut hz-a sh-a"},
 			Expect{OutageMax: 5 * time.Second}, true},
 		{"leader-isolation", []string{"0s +20s isolate leader"},
-			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 2 * time.Second}, true},
+			Expect{RTOMax: 5 * time.Second, FirstSuccessMax: 3 * time.Second}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

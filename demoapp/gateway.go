@@ -193,7 +193,7 @@ func (g *gateway) watch(ctx context.Context) {
 			wg.Go(func() {
 				cctx, cancel := context.WithTimeout(ctx, 2*healthInterval)
 				defer cancel()
-				err := nodeapi.ProbeHealthAt(cctx, netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)), g.cfg.Lab, p.DC)
+				err := nodeapi.ProbeHealthHost(cctx, p.HostPort(g.cfg.NodePort), g.cfg.Lab, p.DC)
 				mu.Lock()
 				m[p.DC] = err == nil
 				mu.Unlock()
@@ -255,7 +255,7 @@ func (g *gateway) send(ctx context.Context, dc string, r *http.Request, body []b
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	p := g.peer(dc)
-	u := "http://" + netip.AddrPortFrom(p.WAN, uint16(g.cfg.NodePort)).String() + upstream(r)
+	u := "http://" + p.HostPort(g.cfg.NodePort) + upstream(r)
 	req, err := http.NewRequestWithContext(ctx, r.Method, u, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err

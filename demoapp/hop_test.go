@@ -188,7 +188,7 @@ func BenchmarkLedgerSoak(b *testing.B) {
 		ids[i] = a.ID
 	}
 	inUse := func() float64 {
-		st, err := l.local.Status(ctx, peerURL(l.self.WAN, ClientPort).Host)
+		st, err := l.local.Status(ctx, peerURL(l.self, ClientPort).Host)
 		if err != nil {
 			b.Fatal(err)
 		}

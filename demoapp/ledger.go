@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -27,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fibercut/fibercut/ledgerkeys"
+	"github.com/fibercut/fibercut/nodeapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 )
@@ -41,8 +43,8 @@ const (
 
 // Ports of a ledger member on its DC's WAN address.
 const (
-	PeerPort   = 2380
-	ClientPort = 2379
+	PeerPort   = nodeapi.LedgerPeerPort
+	ClientPort = nodeapi.LedgerClientPort
 )
 
 // Errors of the ledger, tested with errors.Is.
@@ -58,11 +60,27 @@ var (
 	ErrFull = errors.New("the ledger is full: its backend quota is reached")
 )
 
-// Peer is one ledger member: a DC and its WAN address.
+// Peer is one ledger member: a DC and where its peers reach it, by its WAN
+// address (a Docker lab) or by a stable host name (a Kubernetes lab, where
+// a pod's address changes on each restart).
 type Peer struct {
 	DC   string
 	City string
-	WAN  netip.Addr
+	WAN  netip.Addr // invalid when the peer goes by Host
+	Host string     // "" when the peer goes by WAN
+}
+
+// Addr is the host part of the peer's URLs: its name, or its address.
+func (p Peer) Addr() string {
+	if p.Host != "" {
+		return p.Host
+	}
+	return p.WAN.String()
+}
+
+// HostPort is the peer's address and port, as a URL's host.
+func (p Peer) HostPort(port int) string {
+	return net.JoinHostPort(p.Addr(), strconv.Itoa(port))
 }
 
 // TransferKey is the ledger key of a transfer: idempotency keys are scoped to
@@ -163,8 +181,18 @@ type clusterView struct {
 	Reachable bool
 }
 
-func peerURL(a netip.Addr, port int) url.URL {
-	return url.URL{Scheme: "http", Host: netip.AddrPortFrom(a, uint16(port)).String()}
+func peerURL(p Peer, port int) url.URL {
+	return url.URL{Scheme: "http", Host: p.HostPort(port)}
+}
+
+// listenURL is where a member listens: its WAN address, or every address
+// of its network namespace when it goes by name (a pod has one interface,
+// and its name may not resolve yet when it starts).
+func listenURL(self Peer, port int) url.URL {
+	if self.Host != "" {
+		return url.URL{Scheme: "http", Host: net.JoinHostPort("0.0.0.0", strconv.Itoa(port))}
+	}
+	return peerURL(self, port)
 }
 
 // StartLedger starts the DC's member and returns when it has joined the
@@ -177,13 +205,13 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		if p.DC == cfg.DC {
 			l.self = p
 		}
-		u := peerURL(p.WAN, PeerPort)
+		u := peerURL(p, PeerPort)
 		if initial != "" {
 			initial += ","
 		}
 		initial += p.DC + "=" + u.String()
 	}
-	if !l.self.WAN.IsValid() {
+	if l.self.DC == "" {
 		return nil, fmt.Errorf("demoapp: dc %s is not among the ledger peers", cfg.DC)
 	}
 	ec := embed.NewConfig()
@@ -194,10 +222,10 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 	ec.InitialCluster = initial
 	ec.InitialClusterToken = cfg.Token
 	ec.ClusterState = embed.ClusterStateFlagNew
-	pu := peerURL(l.self.WAN, PeerPort)
-	cu := peerURL(l.self.WAN, ClientPort)
-	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	pu := peerURL(l.self, PeerPort)
+	cu := peerURL(l.self, ClientPort)
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{listenURL(l.self, PeerPort)}, []url.URL{pu}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{listenURL(l.self, ClientPort)}, []url.URL{cu}
 	ec.ListenMetricsUrls = nil
 	ec.MaxTxnOps = 4096
 	ec.MaxRequestBytes = 8 << 20
@@ -239,7 +267,7 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 	}
 	l.probes = make([]memberProbe, len(cfg.Peers))
 	for i, p := range cfg.Peers {
-		c, err := newProbeClient(peerURL(p.WAN, ClientPort))
+		c, err := newProbeClient(peerURL(p, ClientPort))
 		if err != nil {
 			l.closeProbes()
 			member.Close()
@@ -247,7 +275,7 @@ func StartLedger(ctx context.Context, cfg LedgerConfig) (*Ledger, error) {
 		}
 		l.probes[i] = memberProbe{peer: p, cli: c, mc: pb.NewMaintenanceClient(c.ActiveConnection())}
 	}
-	self := peerURL(l.self.WAN, ClientPort)
+	self := peerURL(l.self, ClientPort)
 	l.local, err = clientv3.New(clientv3.Config{
 		Endpoints: []string{self.String()}, DialTimeout: time.Second,
 		Logger: zap.NewNop(), MaxCallSendMsgSize: 16 << 20,

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/fibercut/fibercut/nodeapi"
 	"github.com/fibercut/fibercut/topology"
 )
@@ -75,19 +77,37 @@ func NodeConfigFromEnv() (NodeConfig, error) {
 }
 
 // ParsePeers parses "hz-a=10.200.0.10,hz-b=10.200.0.11" against a topology.
+// A peer goes by an IPv4 address or by a host name
+// ("hz-a=hz-a-0.hz-a.fibercut-demo.svc"); each DC of the topology is named
+// once.
 func ParsePeers(s string, t *topology.Topology) ([]Peer, error) {
 	var peers []Peer
+	seen := map[string]bool{}
 	for item := range strings.SplitSeq(s, ",") {
-		dc, ip, ok := strings.Cut(strings.TrimSpace(item), "=")
-		a, err := netip.ParseAddr(ip)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("demoapp: peer %q: want DC=IPv4", item)
+		dc, where, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || where == "" {
+			return nil, fmt.Errorf("demoapp: peer %q: want DC=IPv4 or DC=host name", item)
 		}
 		d, ok := t.DC(dc)
 		if !ok {
 			return nil, fmt.Errorf("demoapp: peer %q: no DC %s in topology %s", item, dc, t.Name)
 		}
-		peers = append(peers, Peer{DC: dc, City: d.City, WAN: a})
+		if seen[dc] {
+			return nil, fmt.Errorf("demoapp: peer %q: dc %s is named twice", item, dc)
+		}
+		seen[dc] = true
+		p := Peer{DC: dc, City: d.City}
+		if a, err := netip.ParseAddr(where); err == nil {
+			if !a.Is4() {
+				return nil, fmt.Errorf("demoapp: peer %q: %s is not an IPv4 address", item, where)
+			}
+			p.WAN = a
+		} else if msgs := validation.IsDNS1123Subdomain(where); len(msgs) == 0 {
+			p.Host = where
+		} else {
+			return nil, fmt.Errorf("demoapp: peer %q: %q is neither an IPv4 address nor a host name (%s)", item, where, strings.Join(msgs, "; "))
+		}
+		peers = append(peers, p)
 	}
 	return peers, nil
 }
@@ -96,7 +116,7 @@ func ParsePeers(s string, t *topology.Topology) ([]Peer, error) {
 func FormatPeers(peers []Peer) string {
 	parts := make([]string, len(peers))
 	for i, p := range peers {
-		parts[i] = p.DC + "=" + p.WAN.String()
+		parts[i] = p.DC + "=" + p.Addr()
 	}
 	return strings.Join(parts, ",")
 }
@@ -106,6 +126,7 @@ type node struct {
 	cfg    NodeConfig
 	ledger atomic.Pointer[Ledger]
 	peers  map[string]Peer
+	names  *peerNames // for the peers that go by name
 	fwd    *http.Client
 }
 
@@ -113,7 +134,7 @@ type node struct {
 // done. The health endpoint answers at once, reporting the ledger as
 // "starting" until the member has joined its cluster.
 func RunNode(ctx context.Context, cfg NodeConfig) error {
-	n := &node{cfg: cfg, peers: map[string]Peer{}, fwd: newForwardClient()}
+	n := &node{cfg: cfg, peers: map[string]Peer{}, names: newPeerNames(), fwd: newForwardClient()}
 	for _, p := range cfg.Peers {
 		n.peers[p.DC] = p
 	}
@@ -581,7 +602,7 @@ func (n *node) postLeader(ctx context.Context, l *Ledger, path string, v any) (*
 	}
 	b, _ := json.Marshal(v)
 	fctx, cancel := context.WithTimeout(ctx, commitTimeout+500*time.Millisecond)
-	url := "http://" + netip.AddrPortFrom(p.WAN, nodeapi.NodePort).String() + path
+	url := "http://" + p.HostPort(nodeapi.NodePort) + path
 	req, _ := http.NewRequestWithContext(fctx, http.MethodPost, url, bytes.NewReader(b))
 	resp, err := n.fwd.Do(req)
 	if err != nil {
@@ -636,12 +657,17 @@ func (n *node) fromPeers(h func(w http.ResponseWriter, r *http.Request, dc strin
 // host).
 func (n *node) peerDC(r *http.Request) (string, bool) {
 	a := clientAddr(r)
+	named := false
 	for dc, p := range n.peers {
-		if dc != n.cfg.DC && p.WAN == a {
+		if dc != n.cfg.DC && p.WAN.IsValid() && p.WAN == a {
 			return dc, true
 		}
+		named = named || p.Host != ""
 	}
-	return "", false
+	if !named || !a.IsValid() {
+		return "", false
+	}
+	return n.names.dcOf(a, n.peers, n.cfg.DC)
 }
 
 func (n *node) commit(w http.ResponseWriter, r *http.Request, _ string) {

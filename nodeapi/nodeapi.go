@@ -38,8 +38,11 @@ const (
 	// (demoapp.ParseClientLimits).
 	EnvClientLimits = "FIBERCUT_CLIENT_LIMITS"
 
-	NodePort    = 7100
-	GatewayPort = 8080
+	NodePort = 7100
+	// LedgerPeerPort and LedgerClientPort are a DC's ledger member's.
+	LedgerPeerPort   = 2380
+	LedgerClientPort = 2379
+	GatewayPort      = 8080
 	// GatewayRecordPort serves the gateway's audience record on its
 	// management address only: never published, not on the WAN.
 	GatewayRecordPort = 8081
@@ -84,7 +87,13 @@ func ProbeHealth(ctx context.Context, addr netip.Addr, lab, dc string) error {
 
 // ProbeHealthAt is [ProbeHealth] for a node listening on another port.
 func ProbeHealthAt(ctx context.Context, ap netip.AddrPort, lab, dc string) error {
-	h, err := fetchHealth(ctx, ap)
+	return ProbeHealthHost(ctx, ap.String(), lab, dc)
+}
+
+// ProbeHealthHost is ProbeHealthAt for a node that goes by name: hostPort
+// is "host:port".
+func ProbeHealthHost(ctx context.Context, hostPort, lab, dc string) error {
+	h, err := fetchHealth(ctx, hostPort)
 	if err != nil {
 		return err
 	}
@@ -99,12 +108,12 @@ func ProbeHealthAt(ctx context.Context, ap netip.AddrPort, lab, dc string) error
 
 // FetchHealth returns what the node at addr answers on its health endpoint.
 func FetchHealth(ctx context.Context, addr netip.Addr) (Health, error) {
-	return fetchHealth(ctx, netip.AddrPortFrom(addr, NodePort))
+	return fetchHealth(ctx, netip.AddrPortFrom(addr, NodePort).String())
 }
 
-func fetchHealth(ctx context.Context, ap netip.AddrPort) (Health, error) {
+func fetchHealth(ctx context.Context, hostPort string) (Health, error) {
 	var h Health
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ap.String()+HealthPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort+HealthPath, nil)
 	if err != nil {
 		return h, err
 	}

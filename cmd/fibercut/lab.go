@@ -54,7 +54,7 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Bring a Docker lab of cities and datacenters up, inspect it, take it down",
 	}
-	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd(), newLabMatrixCmd(), newLabComposeCmd())
+	cmd.AddCommand(newLabUpCmd(), newLabStatusCmd(), newLabDownCmd(), newLabListCmd(), newLabMatrixCmd(), newLabComposeCmd(), newLabManifestsCmd())
 	return cmd
 }
 

@@ -1,0 +1,384 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/fibercut/fibercut/lab"
+)
+
+// FieldManager is the name fibercut applies its objects under.
+const FieldManager = "fibercut"
+
+// ErrNotOurs is returned when an object fibercut would change exists but
+// does not carry the lab's label: fibercut changes only what it created.
+var ErrNotOurs = errors.New("exists and is not fibercut's")
+
+// Connect returns a client of the cluster a kubeconfig names: the file
+// given, else $KUBECONFIG, else ~/.kube/config, else the in-cluster
+// service account.
+func Connect(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube: load kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube: client for %s: %w", cfg.Host, err)
+	}
+	return cs, cfg, nil
+}
+
+// Cluster is one lab on a Kubernetes cluster.
+type Cluster struct {
+	cs   kubernetes.Interface
+	name string
+	ns   string
+}
+
+// NewCluster returns lab name on the cluster cs talks to.
+func NewCluster(cs kubernetes.Interface, name string) *Cluster {
+	if name == "" {
+		name = lab.DefaultName
+	}
+	return &Cluster{cs: cs, name: name, ns: Namespace(name)}
+}
+
+// Apply creates the lab's objects, or brings existing ones back to what o
+// says, by server-side apply. It first checks that every existing object is
+// the lab's and that the API server accepts every object (a dry run), so a
+// refused object leaves nothing half-applied; a namespace it created for
+// the dry run is removed again.
+func (c *Cluster) Apply(ctx context.Context, o *Objects) error {
+	if got := o.Namespace.Labels[lab.LabelLab]; got != c.name {
+		return fmt.Errorf("kube: the objects are lab %q's, not %q's", got, c.name)
+	}
+	all := o.All()
+	for _, obj := range all {
+		if err := c.checkOurs(ctx, obj); err != nil {
+			return err
+		}
+	}
+	_, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+	created := apierrors.IsNotFound(err)
+	if err != nil && !created {
+		return fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+	}
+	if created {
+		if err := c.apply(ctx, o.Namespace, false); err != nil {
+			return err
+		}
+	}
+	for _, obj := range all[1:] {
+		if err := c.apply(ctx, obj, true); err != nil {
+			if created {
+				c.cs.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), c.ns, metav1.DeleteOptions{})
+			}
+			return err
+		}
+	}
+	for _, obj := range all {
+		if err := c.apply(ctx, obj, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kindOf names an object's kind for messages.
+func kindOf(obj metav1.Object) string {
+	if t, ok := obj.(runtime.Object); ok {
+		if k := t.GetObjectKind().GroupVersionKind().Kind; k != "" {
+			return k
+		}
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+// checkOurs fails with ErrNotOurs if obj exists without the lab's label.
+func (c *Cluster) checkOurs(ctx context.Context, obj metav1.Object) error {
+	var have metav1.Object
+	var err error
+	name := obj.GetName()
+	switch obj.(type) {
+	case *corev1.Namespace:
+		have, err = c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	case *corev1.ConfigMap:
+		have, err = c.cs.CoreV1().ConfigMaps(c.ns).Get(ctx, name, metav1.GetOptions{})
+	case *corev1.Service:
+		have, err = c.cs.CoreV1().Services(c.ns).Get(ctx, name, metav1.GetOptions{})
+	case *appsv1.StatefulSet:
+		have, err = c.cs.AppsV1().StatefulSets(c.ns).Get(ctx, name, metav1.GetOptions{})
+	case *appsv1.Deployment:
+		have, err = c.cs.AppsV1().Deployments(c.ns).Get(ctx, name, metav1.GetOptions{})
+	default:
+		return fmt.Errorf("kube: no way to apply a %T", obj)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kube: get %s %s: %w", kindOf(obj), name, err)
+	}
+	if have.GetLabels()[lab.LabelLab] != c.name {
+		return fmt.Errorf("kube: %s %s in namespace %s %w: it has no label %s=%s; remove it or choose another lab name",
+			kindOf(obj), name, c.ns, ErrNotOurs, lab.LabelLab, c.name)
+	}
+	return nil
+}
+
+// apply sends obj by server-side apply, as a dry run or for real.
+func (c *Cluster) apply(ctx context.Context, obj metav1.Object, dryRun bool) error {
+	body, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("kube: %s %s: %w", kindOf(obj), obj.GetName(), err)
+	}
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: new(true)}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	name, pt := obj.GetName(), types.ApplyPatchType
+	switch obj.(type) {
+	case *corev1.Namespace:
+		_, err = c.cs.CoreV1().Namespaces().Patch(ctx, name, pt, body, opts)
+	case *corev1.ConfigMap:
+		_, err = c.cs.CoreV1().ConfigMaps(c.ns).Patch(ctx, name, pt, body, opts)
+	case *corev1.Service:
+		_, err = c.cs.CoreV1().Services(c.ns).Patch(ctx, name, pt, body, opts)
+	case *appsv1.StatefulSet:
+		_, err = c.cs.AppsV1().StatefulSets(c.ns).Patch(ctx, name, pt, body, opts)
+	case *appsv1.Deployment:
+		_, err = c.cs.AppsV1().Deployments(c.ns).Patch(ctx, name, pt, body, opts)
+	default:
+		err = fmt.Errorf("no way to apply a %T", obj)
+	}
+	if err != nil {
+		what := "apply"
+		if dryRun {
+			what = "the API server refuses"
+		}
+		return fmt.Errorf("kube: %s %s %s/%s: %w", what, kindOf(obj), c.ns, name, err)
+	}
+	return nil
+}
+
+// Down deletes the lab's namespace, and with it everything in it, and
+// waits until it is gone. It returns what the lab had ("StatefulSet/hz-a",
+// ...), nothing if there was no lab. A namespace of that name without the
+// lab's label is left alone.
+func (c *Cluster) Down(ctx context.Context) ([]string, error) {
+	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+	}
+	if ns.Labels[lab.LabelLab] != c.name {
+		return nil, fmt.Errorf("kube: namespace %s %w: it has no label %s=%s", c.ns, ErrNotOurs, lab.LabelLab, c.name)
+	}
+	had, err := c.objects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ns.DeletionTimestamp == nil {
+		err := c.cs.CoreV1().Namespaces().Delete(ctx, c.ns, metav1.DeleteOptions{
+			Preconditions:     &metav1.Preconditions{UID: &ns.UID},
+			PropagationPolicy: new(metav1.DeletePropagationBackground),
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("kube: delete namespace %s: %w", c.ns, err)
+		}
+	}
+	err = poll(ctx, func() (bool, error) {
+		_, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return had, fmt.Errorf("kube: namespace %s is not gone yet (the cluster's namespace controller removes what is in it): %w", c.ns, err)
+	}
+	return append(had, "Namespace/"+c.ns), nil
+}
+
+// objects lists the lab's objects in its namespace, by kind and name.
+func (c *Cluster) objects(ctx context.Context) ([]string, error) {
+	sel := metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name}
+	lists := []struct {
+		kind string
+		list func() (runtime.Object, error)
+	}{
+		{"StatefulSet", func() (runtime.Object, error) { return c.cs.AppsV1().StatefulSets(c.ns).List(ctx, sel) }},
+		{"Deployment", func() (runtime.Object, error) { return c.cs.AppsV1().Deployments(c.ns).List(ctx, sel) }},
+		{"Service", func() (runtime.Object, error) { return c.cs.CoreV1().Services(c.ns).List(ctx, sel) }},
+		{"ConfigMap", func() (runtime.Object, error) { return c.cs.CoreV1().ConfigMaps(c.ns).List(ctx, sel) }},
+		{"PersistentVolumeClaim", func() (runtime.Object, error) { return c.cs.CoreV1().PersistentVolumeClaims(c.ns).List(ctx, sel) }},
+	}
+	var out []string
+	for _, l := range lists {
+		list, err := l.list()
+		if err != nil {
+			return nil, fmt.Errorf("kube: list the %ss of lab %s: %w", l.kind, c.name, err)
+		}
+		err = meta.EachListItem(list, func(o runtime.Object) error {
+			a, err := meta.Accessor(o)
+			if err == nil {
+				out = append(out, l.kind+"/"+a.GetName())
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kube: list the %ss of lab %s: %w", l.kind, c.name, err)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// DC is one DC of a lab on Kubernetes, as the cluster has it.
+type DC struct {
+	ID       string `json:"id"`
+	City     string `json:"city"`
+	Replicas int32  `json:"replicas"` // 0: powered off
+	Pod      string `json:"pod,omitempty"`
+	Phase    string `json:"phase,omitempty"` // the pod's; "" when there is none
+	Ready    bool   `json:"ready"`
+	IP       string `json:"ip,omitempty"`
+	Node     string `json:"node,omitempty"`
+}
+
+// Inspect returns the lab's DCs in the order of their StatefulSets' names,
+// with lab.ErrNoLab if the lab has no namespace.
+func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
+	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("kube: %w %q on this cluster (no namespace %s)", lab.ErrNoLab, c.name, c.ns)
+	} else if err != nil {
+		return nil, fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+	}
+	sel := metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name + "," + lab.LabelRole + "=" + lab.RoleDC}
+	ss, err := c.cs.AppsV1().StatefulSets(c.ns).List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("kube: list the DCs of lab %s: %w", c.name, err)
+	}
+	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("kube: list the pods of lab %s: %w", c.name, err)
+	}
+	var out []DC
+	for _, s := range ss.Items {
+		d := DC{ID: s.Labels[lab.LabelDC], City: s.Labels[lab.LabelCity], Replicas: *s.Spec.Replicas}
+		for _, p := range pods.Items {
+			if p.Labels[lab.LabelDC] != d.ID || p.DeletionTimestamp != nil {
+				continue
+			}
+			d.Pod, d.Phase, d.IP, d.Node = p.Name, string(p.Status.Phase), p.Status.PodIP, p.Spec.NodeName
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == corev1.PodReady {
+					d.Ready = cond.Status == corev1.ConditionTrue
+				}
+			}
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b DC) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Scale sets a DC's replicas (0 or 1) and returns; the StatefulSet
+// controller then deletes or creates its pod.
+func (c *Cluster) Scale(ctx context.Context, dc string, replicas int32) error {
+	if replicas != 0 && replicas != 1 {
+		return fmt.Errorf("kube: scale dc %s to %d: a DC has 0 or 1 replicas", dc, replicas)
+	}
+	_, err := c.cs.AppsV1().StatefulSets(c.ns).UpdateScale(ctx, dc, &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: dc, Namespace: c.ns},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: replicas},
+	}, metav1.UpdateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return fmt.Errorf("kube: scale dc %s to %d: %w", dc, replicas, err)
+	}
+	return nil
+}
+
+// PowerOff scales a DC to 0 and returns once its pod is gone. Its data
+// volume stays (the StatefulSet retains it when scaled).
+func (c *Cluster) PowerOff(ctx context.Context, dc string) error {
+	if err := c.Scale(ctx, dc, 0); err != nil {
+		return err
+	}
+	err := poll(ctx, func() (bool, error) {
+		_, err := c.cs.CoreV1().Pods(c.ns).Get(ctx, dc+"-0", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+	if err != nil {
+		return fmt.Errorf("kube: power off dc %s: its pod is not gone: %w", dc, err)
+	}
+	return nil
+}
+
+// PowerOn scales a DC to 1 and returns once its pod runs.
+func (c *Cluster) PowerOn(ctx context.Context, dc string) error {
+	if err := c.Scale(ctx, dc, 1); err != nil {
+		return err
+	}
+	err := poll(ctx, func() (bool, error) {
+		p, err := c.cs.CoreV1().Pods(c.ns).Get(ctx, dc+"-0", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil && p.Status.Phase == corev1.PodRunning, err
+	})
+	if err != nil {
+		return fmt.Errorf("kube: power on dc %s: its pod does not run: %w", dc, err)
+	}
+	return nil
+}
+
+// pollEvery is how often poll looks.
+const pollEvery = 250 * time.Millisecond
+
+// poll calls done until it says so, fails, or ctx ends.
+func poll(ctx context.Context, done func() (bool, error)) error {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		ok, err := done()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

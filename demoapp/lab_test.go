@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -398,5 +399,56 @@ func TestLabHangzhouKilled(t *testing.T) {
 	}
 	if want := int64(len(users)) * demoapp.InitialBalanceFen; sum != want || len(bs.Kvs) != len(users) {
 		t.Errorf("%d balances summing to %d, want %d summing to %d", len(bs.Kvs), sum, len(users), want)
+	}
+}
+
+// TestLabPeersByName runs a real five-member lab whose DCs find one another
+// by name (Docker's DNS), as they do on Kubernetes: the members form one
+// ledger, transfers between users homed in different DCs commit through the
+// leader, and the nodes' internal endpoint, which tells peers by what
+// their names resolve to, still refuses the host.
+func TestLabPeersByName(t *testing.T) {
+	cli := labtest.RequireDocker(t)
+	l := labtest.UpWith(t, cli, topology.Default, lab.UpOptions{PeersByName: true})
+	c, err := cli.ContainerInspect(context.Background(), l.DCs[0].Container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.Config.Env, lab.EnvPeers+"=hz-a=hz-a.wan,hz-b=hz-b.wan,sh-a=sh-a.wan,sh-b=sh-b.wan,sz-a=sz-a.wan") {
+		t.Fatalf("the nodes do not go by name: %v", c.Config.Env)
+	}
+	a := newAPI(t, l)
+	var users []demoapp.Account
+	homes := map[string]bool{}
+	for range 10 {
+		u := a.open()
+		users = append(users, u)
+		homes[u.HomeDC] = true
+	}
+	if len(homes) < 2 {
+		t.Fatalf("ten users all homed in %v", homes)
+	}
+	// Each user pays the next, in a ring: every balance ends where it
+	// began, and each transfer whose payer is homed away from the leader
+	// is forwarded to it by name.
+	for i, u := range users {
+		to := users[(i+1)%len(users)]
+		if _, _, err := a.transferRetrying(u, demoapp.TransferRequest{To: to.ID, AmountFen: 500, Key: fmt.Sprintf("ring-%d", i)}, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range users {
+		if got := a.balance(u); got != demoapp.InitialBalanceFen {
+			t.Errorf("%s (homed in %s) holds %d fen after the ring, want %d", u.ID, u.HomeDC, got, demoapp.InitialBalanceFen)
+		}
+	}
+	body := fmt.Sprintf(`{"from":%q,"token":%q,"transfer":{"to":%q,"amount_fen":1,"key":"inside"},"batch":true}`, users[0].ID, users[0].Token, users[1].ID)
+	resp, err := http.Post("http://"+netip.AddrPortFrom(l.DCs[0].WANIP, lab.NodePort).String()+"/internal/commit", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("internal commit from the host: %d, want 403", resp.StatusCode)
 	}
 }

@@ -68,7 +68,7 @@ func Compose(opts ComposeOptions) ([]byte, error) {
 
 	var services yaml.MapSlice
 	volumes := yaml.MapSlice{}
-	for _, s := range specs(name, topo, string(topoYAML), img, wan, mgmt, 0, 0, nil, nil) {
+	for _, s := range specs(name, topo, string(topoYAML), img, wan, mgmt, 0, 0, false, nil, nil) {
 		svc := composeService{
 			ContainerName: s.name, Hostname: cmpOr(s.labels[LabelDC], s.labels[LabelRole]),
 			Image: img.Ref, Command: s.cmd, CapAdd: []string{"NET_ADMIN"},

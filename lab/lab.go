@@ -154,6 +154,10 @@ type UpOptions struct {
 	// Leave lists DCs that a fault in force holds paused or powered off:
 	// Up leaves their containers as they are and does not wait for them.
 	Leave []string
+	// PeersByName has the DCs find one another by their names on the WAN
+	// ("hz-a.wan", from Docker's DNS) rather than by address, as they do
+	// on Kubernetes (tests of that path).
+	PeersByName bool
 }
 
 // Up creates the lab, or completes and repairs an existing one of the same
@@ -210,7 +214,7 @@ func Up(ctx context.Context, cli client.APIClient, opts UpOptions) (*Lab, error)
 	if opts.ClientLimits != "" {
 		gwEnv = append(slices.Clip(gwEnv), EnvClientLimits+"="+opts.ClientLimits)
 	}
-	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.NodeEnv, gwEnv) {
+	for _, spec := range specs(name, topo, string(topoYAML), img, wan, mgmt, opts.GatewayPort, procsPerContainer(len(topo.Datacenters)+1), opts.PeersByName, opts.NodeEnv, gwEnv) {
 		if spec.publish != 0 && opts.GatewayBind.IsValid() {
 			spec.hostIP = opts.GatewayBind.String()
 		}
@@ -265,11 +269,16 @@ func labIdentity(name string, topo *topology.Topology) (string, *topology.Topolo
 }
 
 // specs returns the containers of a lab: one per DC, and the gateway. procs
-// is each one's GOMAXPROCS, 0 to let Go choose.
-func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort, procs int, nodeEnv, gatewayEnv []string) []containerSpec {
+// is each one's GOMAXPROCS, 0 to let Go choose; byName names the peers by
+// their WAN aliases instead of their addresses.
+func specs(name string, topo *topology.Topology, topoYAML string, img Image, wan, mgmt Network, gatewayPort, procs int, byName bool, nodeEnv, gatewayEnv []string) []containerSpec {
 	var peers []string
 	for i, dc := range topo.Datacenters {
-		peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
+		if byName {
+			peers = append(peers, dc.ID+"="+WANName(dc.ID))
+		} else {
+			peers = append(peers, dc.ID+"="+wan.hostAddr(firstDCHost+i).String())
+		}
 	}
 	common := []string{EnvLab + "=" + name, EnvTopology + "=" + topoYAML, EnvPeers + "=" + strings.Join(peers, ",")}
 	if procs > 0 {

@@ -137,6 +137,13 @@ func Cleanup(t testing.TB, cli client.APIClient, name string) {
 // removes it when the test ends.
 func Up(t testing.TB, cli client.APIClient, topo string) *lab.Lab {
 	t.Helper()
+	return UpWith(t, cli, topo, lab.UpOptions{})
+}
+
+// UpWith is [Up] with options; their name, topology and binary are the
+// test's.
+func UpWith(t testing.TB, cli client.APIClient, topo string, opts lab.UpOptions) *lab.Lab {
+	t.Helper()
 	tp, err := topology.Builtin(topo)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +152,8 @@ func Up(t testing.TB, cli client.APIClient, topo string) *lab.Lab {
 	Cleanup(t, cli, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: name, Topology: tp, Binary: StaticBinary(t)})
+	opts.Name, opts.Topology, opts.Binary = name, tp, StaticBinary(t)
+	l, err := lab.Up(ctx, cli, opts)
 	if err != nil {
 		t.Fatalf("lab up %s: %v", name, err)
 	}

@@ -68,6 +68,8 @@ func newLabUpCmd() *cobra.Command {
 		audienceMax        int
 		clientLimits       string
 		wanLatency         string
+		bf                 backendFlags
+		kf                 kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -80,11 +82,38 @@ is up changes nothing; after a half-finished run it completes the lab.
 The WAN gets the topology's link latencies (1ms within a city, 5ms
 Hangzhou–Shanghai, 15ms to Shenzhen, one way, in the built-in topology),
 held by a process that stays with the lab; --wan-latency off runs it at
-bridge speed (and takes the latency off a lab that has it). As root.`,
+bridge speed (and takes the latency off a lab that has it). As root.
+
+With --backend kubernetes it applies the lab's objects (see ` + "`lab manifests`" + `) to
+the cluster --kubeconfig names, then waits up to --ready-timeout (default 5m
+there; 0 does not wait) for every DC's pod and the gateway to be ready. It needs
+the rights to create a namespace and, in it, Services, ConfigMaps, StatefulSets
+and Deployments.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := topology.Resolve(topo)
 			if err != nil {
+				return err
+			}
+			isKube, err := bf.kubernetes(cmd, "binary", "timings", "gateway-port", "gateway-bind", "audience-max", "wan-latency", "client-limits")
+			if err != nil {
+				return err
+			}
+			if isKube {
+				o, _, err := kf.objects(cmp.Or(name, lab.DefaultName), t)
+				if err != nil {
+					return err
+				}
+				c, err := bf.connect(name)
+				if err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("ready-timeout") {
+					timeout = 5 * time.Minute
+				}
+				return labUpKube(cmd.Context(), cmd.OutOrStdout(), c, o, timeout)
+			}
+			if err := refuseOn(cmd, backendDocker, kubeFlagNames); err != nil {
 				return err
 			}
 			bind, err := parseBind(gatewayBind)
@@ -161,6 +190,8 @@ bridge speed (and takes the latency off a lab that has it). As root.`,
 	cmd.Flags().IntVar(&audienceMax, "audience-max", 0, "accounts the hall may open per drill (default 10,000; an existing gateway keeps its own)")
 	cmd.Flags().StringVar(&wanLatency, "wan-latency", "on", "put the topology's link latencies on the WAN (on) or take them off (off)")
 	cmd.Flags().StringVar(&clientLimits, "client-limits", "", `per-address rates of the audience API: "off", or opens=RATE/BURST,transfers=RATE/BURST (default opens=0.5/5,transfers=10/20; behind a tunnel the hall shares one address: raise them; an existing gateway keeps its own)`)
+	bf.add(cmd)
+	kf.add(cmd)
 	return cmd
 }
 
@@ -180,15 +211,31 @@ func newLabStatusCmd() *cobra.Command {
 	var (
 		name   string
 		asJSON bool
+		bf     backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each datacenter: city, container, addresses, state, health",
 		Long: `Show each datacenter of the lab: city, container, WAN and management
 addresses, container state and health (probed over the management network,
-which faults never touch). Exits 1 when a datacenter is not healthy.`,
+which faults never touch). Exits 1 when a datacenter is not healthy.
+
+With --backend kubernetes it shows each DC's StatefulSet and pod: replicas,
+phase, readiness, node and address, and why a pod does not run where the
+cluster says.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isKube, err := bf.kubernetes(cmd, "json")
+			if err != nil {
+				return err
+			}
+			if isKube {
+				c, err := bf.connect(name)
+				if err != nil {
+					return err
+				}
+				return labStatusKube(cmd.Context(), cmd.OutOrStdout(), c, name)
+			}
 			cli, l, err := connectLab(cmd.Context(), name)
 			if err != nil {
 				return err
@@ -231,7 +278,8 @@ which faults never touch). Exits 1 when a datacenter is not healthy.`,
 		},
 	}
 	addLabNameFlag(cmd, &name)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON (docker)")
+	bf.add(cmd)
 	return cmd
 }
 
@@ -253,12 +301,31 @@ func newLabDownCmd() *cobra.Command {
 	var (
 		name     string
 		keepData bool
+		bf       backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove exactly what `lab up` created (found by label; works after a crash)",
-		Args:  cobra.NoArgs,
+		Long: `Remove exactly what ` + "`lab up`" + ` created, found by the label fibercut.lab=NAME, so
+it works after a crash and from another shell.
+
+With --backend kubernetes it deletes the lab's namespace fibercut-NAME, if it
+carries that label, and waits until the cluster has removed everything in it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isKube, err := bf.kubernetes(cmd, "keep-data")
+			if err != nil {
+				return err
+			}
+			if isKube {
+				c, err := bf.connect(name)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
+				defer cancel()
+				return labDownKube(ctx, cmd.OutOrStdout(), c, name)
+			}
 			cli, err := lab.Connect(cmd.Context())
 			if err != nil {
 				return err
@@ -291,7 +358,8 @@ func newLabDownCmd() *cobra.Command {
 		},
 	}
 	addLabNameFlag(cmd, &name)
-	cmd.Flags().BoolVar(&keepData, "keep-data", false, "keep the datacenters' data volumes")
+	cmd.Flags().BoolVar(&keepData, "keep-data", false, "keep the datacenters' data volumes (docker)")
+	bf.add(cmd)
 	return cmd
 }
 

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
@@ -16,7 +14,8 @@ import (
 
 func newLabManifestsCmd() *cobra.Command {
 	var (
-		backend, name, topo, image, pull, placement, class, size, gwService, out string
+		backend, name, topo, out string
+		kf                       kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "manifests",
@@ -25,7 +24,8 @@ func newLabManifestsCmd() *cobra.Command {
 fibercut-NAME, the topology as a ConfigMap, and per DC a headless Service and a
 one-replica StatefulSet with a data volume, then the gateway's Deployment and
 Service. Every object carries the label fibercut.lab=NAME. Writing them needs no
-cluster and no privilege; ` + "`kubectl apply -f`" + ` the file to start the lab.
+cluster and no privilege. ` + "`kubectl apply -f`" + ` the file starts the lab, as
+` + "`fibercut lab up --backend kubernetes`" + ` does.
 
 The DCs find one another by name (hz-a-0.hz-a.fibercut-NAME.svc), so the lab
 survives pods restarting with new addresses. Each DC is pinned to its nodes by
@@ -41,22 +41,14 @@ assumed: push fibercut's node image where your nodes can pull it and name it.`,
   fibercut lab manifests --placement fibercut --image REF | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if backend != "kubernetes" {
+			if backend != backendKubernetes {
 				return fmt.Errorf("--backend %q: manifests are for kubernetes; for a Docker lab, `fibercut lab compose` writes a docker-compose file", backend)
 			}
 			t, err := topology.Resolve(topo)
 			if err != nil {
 				return err
 			}
-			opts := kube.Options{Name: name, Topology: t, Image: image, PullPolicy: corev1.PullPolicy(pull),
-				StorageClass: class, GatewayService: corev1.ServiceType(gwService)}
-			if opts.Placement, err = kube.ParsePlacement(placement); err != nil {
-				return fmt.Errorf("--placement: %w", err)
-			}
-			if opts.DataSize, err = resource.ParseQuantity(size); err != nil {
-				return fmt.Errorf("--data-size %q: want a size such as 4Gi", size)
-			}
-			objs, err := kube.Build(opts)
+			objs, opts, err := kf.objects(name, t)
 			if err != nil {
 				return err
 			}
@@ -79,15 +71,10 @@ assumed: push fibercut's node image where your nodes can pull it and name it.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&backend, "backend", "kubernetes", "lab backend the manifests are for: kubernetes")
+	cmd.Flags().StringVar(&backend, "backend", backendKubernetes, "lab backend the manifests are for: kubernetes")
 	cmd.Flags().StringVar(&name, "name", lab.DefaultName, "name of the lab")
 	cmd.Flags().StringVar(&topo, "topology", topology.Default, "built-in topology name or topology file")
-	cmd.Flags().StringVar(&image, "image", kube.DefaultImage, "node image the pods run")
-	cmd.Flags().StringVar(&pull, "pull-policy", string(corev1.PullIfNotPresent), "image pull policy: Always, IfNotPresent or Never")
-	cmd.Flags().StringVar(&placement, "placement", string(kube.PlacementTopology), "how DCs are pinned to nodes: topology, fibercut or none")
-	cmd.Flags().StringVar(&class, "storage-class", "", "storage class of the data volumes (default: the cluster's default)")
-	cmd.Flags().StringVar(&size, "data-size", kube.DefaultDataSize.String(), "size of each DC's data volume")
-	cmd.Flags().StringVar(&gwService, "gateway-service", string(corev1.ServiceTypeClusterIP), "type of the gateway's Service: ClusterIP, NodePort or LoadBalancer")
+	kf.add(cmd)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default: standard output)")
 	return cmd
 }

@@ -268,6 +268,9 @@ type DC struct {
 	Ready    bool   `json:"ready"`
 	IP       string `json:"ip,omitempty"`
 	Node     string `json:"node,omitempty"`
+	// Why says why a pod that should run does not: the scheduler's or
+	// the kubelet's reason, "" when it runs or there is none.
+	Why string `json:"why,omitempty"`
 }
 
 // Inspect returns the lab's DCs in the order of their StatefulSets' names,
@@ -296,8 +299,16 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 			}
 			d.Pod, d.Phase, d.IP, d.Node = p.Name, string(p.Status.Phase), p.Status.PodIP, p.Spec.NodeName
 			for _, cond := range p.Status.Conditions {
-				if cond.Type == corev1.PodReady {
+				switch {
+				case cond.Type == corev1.PodReady:
 					d.Ready = cond.Status == corev1.ConditionTrue
+				case cond.Type == corev1.PodScheduled && cond.Status != corev1.ConditionTrue:
+					d.Why = strings.TrimSpace(cond.Reason + ": " + cond.Message)
+				}
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if w := cs.State.Waiting; w != nil && d.Why == "" {
+					d.Why = strings.TrimSpace(w.Reason + ": " + w.Message)
 				}
 			}
 		}
@@ -305,6 +316,15 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 	}
 	slices.SortFunc(out, func(a, b DC) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// Gateway says whether the gateway's Deployment has a ready pod.
+func (c *Cluster) Gateway(ctx context.Context) (ready bool, err error) {
+	d, err := c.cs.AppsV1().Deployments(c.ns).Get(ctx, lab.RoleGateway, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("kube: get the gateway of lab %s: %w", c.name, err)
+	}
+	return d.Status.ReadyReplicas > 0, nil
 }
 
 // Scale sets a DC's replicas (0 or 1) and returns; the StatefulSet

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fibercut/fibercut/lab/kube/kubetest"
+)
+
+// fibercut runs the CLI in this process.
+func fibercut(args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	root := newRootCmd(&stdout, &stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return stdout.String() + stderr.String(), err
+}
+
+func TestLabManifestsCmd(t *testing.T) {
+	out, err := fibercut("lab", "manifests", "--name", "demo", "--topology", "two-city-three-dc", "--placement", "fibercut", "--image", "registry.example/fc:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"#   hz-a   fibercut.city=hangzhou,fibercut.dc=hz-a", "kind: StatefulSet", "name: fibercut-demo",
+		"image: registry.example/fc:v1", "value: hz-a=hz-a-0.hz-a.fibercut-demo.svc,", "publishNotReadyAddresses: true",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("manifests lack %q", want)
+		}
+	}
+	if strings.Contains(out, "sz-a") {
+		t.Error("two-city-three-dc's manifests name sz-a")
+	}
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	out, err = fibercut("lab", "manifests", "-o", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), "name: sz-a") || !strings.Contains(out, "kubectl apply -f "+file) {
+		t.Errorf("-o: %v; said %q", err, out)
+	}
+	for _, tc := range []struct{ args, want string }{
+		{"--backend docker", "`fibercut lab compose`"},
+		{"--placement moon", "want one of topology, fibercut, none"},
+		{"--data-size lots", `--data-size "lots": want a size such as 4Gi`},
+		{"--pull-policy Sometimes", "want Always, IfNotPresent or Never"},
+		{"--name Bad_Name", "lab name"},
+	} {
+		if _, err := fibercut(append([]string{"lab", "manifests"}, strings.Fields(tc.args)...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("lab manifests %s: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestLabBackendFlags: each backend refuses the other's flags before it
+// touches anything.
+func TestLabBackendFlags(t *testing.T) {
+	for _, tc := range []struct{ args, want string }{
+		{"lab up --backend kubernetes --gateway-port 8080", "--gateway-port is for the docker backend"},
+		{"lab up --backend kubernetes --wan-latency off", "--wan-latency is for the docker backend"},
+		{"lab up --image x", "--image is for --backend kubernetes"},
+		{"lab up --kubeconfig x", "--kubeconfig is for --backend kubernetes"},
+		{"lab up --backend moon", `--backend "moon": want docker or kubernetes`},
+		{"lab status --backend kubernetes --json", "--json is for the docker backend"},
+		{"lab down --backend kubernetes --keep-data", "--keep-data is for the docker backend"},
+	} {
+		if _, err := fibercut(strings.Fields(tc.args)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestLabOnKubernetesCmd runs lab up, status and down with --backend
+// kubernetes against a real API server and controller manager. There is
+// no kubelet, so the pods are made but never run: up without waiting
+// succeeds, up with a wait and status say which DCs are not ready, and
+// down removes the lab.
+func TestLabOnKubernetesCmd(t *testing.T) {
+	cp := kubetest.Start(t)
+	k := []string{"--backend", "kubernetes", "--kubeconfig", cp.Kubeconfig, "--name", "kc"}
+	out, err := fibercut(append([]string{"lab", "up", "--ready-timeout", "0", "--pull-policy", "Never", "--placement", "none"}, k...)...)
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, `lab "kc": applied 14 objects in namespace fibercut-kc`) || !strings.Contains(out, "sz-a ") {
+		t.Errorf("lab up said:\n%s", out)
+	}
+	out, err = fibercut(append([]string{"lab", "up", "--ready-timeout", "2s", "--pull-policy", "Never", "--placement", "none"}, k...)...)
+	if err == nil || !strings.Contains(err.Error(), "not ready after 2s: hz-a (") || !strings.Contains(err.Error(), "gateway") {
+		t.Errorf("lab up with no kubelet to run the pods: %v\n%s", err, out)
+	}
+	out, err = fibercut(append([]string{"lab", "status"}, k...)...)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(out, "hz-a-0") || !strings.Contains(out, "Pending") {
+		t.Errorf("lab status of pods that do not run: %v\n%s", err, out)
+	}
+	out, err = fibercut(append([]string{"lab", "down"}, k...)...)
+	if err != nil || !strings.Contains(out, "StatefulSet/hz-a") || !strings.Contains(out, "Namespace/fibercut-kc") {
+		t.Errorf("lab down: %v\n%s", err, out)
+	}
+	out, err = fibercut(append([]string{"lab", "down"}, k...)...)
+	if err != nil || !strings.Contains(out, `lab "kc": nothing to remove`) {
+		t.Errorf("a second lab down: %v\n%s", err, out)
+	}
+	if _, err := fibercut(append([]string{"lab", "status"}, k...)...); err == nil || !strings.Contains(err.Error(), "no such lab") {
+		t.Errorf("lab status after down: %v", err)
+	}
+}

@@ -95,11 +95,19 @@ and Deployments.`,
 			if err != nil {
 				return err
 			}
-			isKube, err := bf.kubernetes(cmd, "binary", "timings", "gateway-port", "gateway-bind", "audience-max", "wan-latency", "client-limits")
+			isKube, err := bf.kubernetes(cmd, "binary", "timings", "gateway-port", "gateway-bind", "audience-max", "wan-latency")
 			if err != nil {
 				return err
 			}
+			if clientLimits != "" {
+				lim, err := demoapp.ParseClientLimits(clientLimits)
+				if err != nil {
+					return fmt.Errorf("--client-limits: %w", err)
+				}
+				clientLimits = lim.String()
+			}
 			if isKube {
+				kf.clientLimits = clientLimits
 				o, _, err := kf.objects(cmp.Or(name, lab.DefaultName), t)
 				if err != nil {
 					return err
@@ -125,13 +133,6 @@ and Deployments.`,
 			}
 			if audienceMax < 0 {
 				return fmt.Errorf("--audience-max %d: give a number of accounts, 1 or more (0 keeps the gateway's)", audienceMax)
-			}
-			if clientLimits != "" {
-				lim, err := demoapp.ParseClientLimits(clientLimits)
-				if err != nil {
-					return fmt.Errorf("--client-limits: %w", err)
-				}
-				clientLimits = lim.String()
 			}
 			cli, err := lab.Connect(cmd.Context())
 			if err != nil {

@@ -66,6 +66,7 @@ func (b *backendFlags) connect(name string) (*kube.Cluster, error) {
 // kubeFlags are what the objects of a lab on Kubernetes are made of.
 type kubeFlags struct {
 	image, pull, placement, class, size, gwService string
+	clientLimits                                   string // lab up's --client-limits
 }
 
 // kubeFlagNames are kubeFlags' flags, which the docker backend refuses.
@@ -93,7 +94,7 @@ func refuseOn(cmd *cobra.Command, backend string, flags []string) error {
 
 func (k *kubeFlags) objects(name string, t *topology.Topology) (*kube.Objects, kube.Options, error) {
 	opts := kube.Options{Name: name, Topology: t, Image: k.image, PullPolicy: corev1.PullPolicy(k.pull),
-		StorageClass: k.class, GatewayService: corev1.ServiceType(k.gwService)}
+		StorageClass: k.class, GatewayService: corev1.ServiceType(k.gwService), ClientLimits: k.clientLimits}
 	var err error
 	if opts.Placement, err = kube.ParsePlacement(k.placement); err != nil {
 		return nil, opts, fmt.Errorf("--placement: %w", err)
@@ -125,15 +126,16 @@ func labUpKube(ctx context.Context, out io.Writer, c *kube.Cluster, o *kube.Obje
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var dcs []kube.DC
-	var gw bool
+	var gw kube.Gateway
 	for {
 		var err error
 		if dcs, err = c.Inspect(wctx); err == nil {
 			gw, err = c.Gateway(wctx)
 		}
-		if err == nil && kubeReady(dcs) && gw {
+		if err == nil && kubeReady(dcs) && gw.Ready {
 			fmt.Fprintf(out, "lab %q is up: %d datacenters\n", name, len(dcs))
 			printKubeTable(out, dcs)
+			fmt.Fprintf(out, "gateway: pod %s at %s\n", gw.Pod, gw.IP)
 			return nil
 		}
 		select {
@@ -142,7 +144,7 @@ func labUpKube(ctx context.Context, out io.Writer, c *kube.Cluster, o *kube.Obje
 				return ctx.Err()
 			}
 			printKubeTable(out, dcs)
-			return fmt.Errorf("lab %q: not ready after %s: %s", name, timeout, notReady(dcs, gw))
+			return fmt.Errorf("lab %q: not ready after %s: %s", name, timeout, notReady(dcs, gw.Ready))
 		case <-time.After(time.Second):
 		}
 	}
@@ -201,8 +203,9 @@ func labStatusKube(ctx context.Context, out io.Writer, c *kube.Cluster, name str
 	}
 	fmt.Fprintf(out, "lab %q  namespace %s\n", name, kube.Namespace(name))
 	printKubeTable(out, dcs)
-	if !kubeReady(dcs) || !gw {
-		return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", name, notReady(dcs, gw))}
+	fmt.Fprintf(out, "gateway: ready %v, pod %s at %s\n", gw.Ready, cmpOr(gw.Pod, "-"), cmpOr(gw.IP, "-"))
+	if !kubeReady(dcs) || !gw.Ready {
+		return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", name, notReady(dcs, gw.Ready))}
 	}
 	return nil
 }

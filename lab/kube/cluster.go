@@ -318,13 +318,30 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 	return out, nil
 }
 
-// Gateway says whether the gateway's Deployment has a ready pod.
-func (c *Cluster) Gateway(ctx context.Context) (ready bool, err error) {
+// Gateway is the lab's gateway as the cluster has it.
+type Gateway struct {
+	Ready bool   `json:"ready"` // its Deployment has a ready pod
+	Pod   string `json:"pod,omitempty"`
+	IP    string `json:"ip,omitempty"` // the ready pod's address
+}
+
+// Gateway returns the state of the lab's gateway.
+func (c *Cluster) Gateway(ctx context.Context) (Gateway, error) {
 	d, err := c.cs.AppsV1().Deployments(c.ns).Get(ctx, lab.RoleGateway, metav1.GetOptions{})
 	if err != nil {
-		return false, fmt.Errorf("kube: get the gateway of lab %s: %w", c.name, err)
+		return Gateway{}, fmt.Errorf("kube: get the gateway of lab %s: %w", c.name, err)
 	}
-	return d.Status.ReadyReplicas > 0, nil
+	g := Gateway{Ready: d.Status.ReadyReplicas > 0}
+	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name + "," + lab.LabelRole + "=" + lab.RoleGateway})
+	if err != nil {
+		return g, fmt.Errorf("kube: list the gateway's pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.PodIP != "" && (g.IP == "" || p.Status.Phase == corev1.PodRunning) {
+			g.Pod, g.IP = p.Name, p.Status.PodIP
+		}
+	}
+	return g, nil
 }
 
 // Scale sets a DC's replicas (0 or 1) and returns; the StatefulSet

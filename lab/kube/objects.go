@@ -78,6 +78,9 @@ type Options struct {
 	// GatewayService is the type of the gateway's Service; ClusterIP
 	// when empty. The audience reaches a NodePort or LoadBalancer one.
 	GatewayService corev1.ServiceType
+	// ClientLimits are the gateway's per-address rates, in the form
+	// demoapp.ParseClientLimits reads; "" takes its defaults.
+	ClientLimits string
 }
 
 // Objects are the Kubernetes objects of one lab.
@@ -401,7 +404,11 @@ func (b builder) gatewayService() *corev1.Service {
 
 func (b builder) gatewayDeployment() *appsv1.Deployment {
 	labels := b.labels(map[string]string{lab.LabelRole: lab.RoleGateway})
-	c := b.container("gateway", b.env(), []corev1.ContainerPort{port("http", nodeapi.GatewayPort)}, nodeapi.GatewayPort)
+	env := b.env()
+	if b.opts.ClientLimits != "" {
+		env = append(env, corev1.EnvVar{Name: nodeapi.EnvClientLimits, Value: b.opts.ClientLimits})
+	}
+	c := b.container("gateway", env, []corev1.ContainerPort{port("http", nodeapi.GatewayPort)}, nodeapi.GatewayPort)
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: b.meta(lab.RoleGateway, map[string]string{lab.LabelRole: lab.RoleGateway}),

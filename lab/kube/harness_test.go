@@ -1,0 +1,209 @@
+package kube_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fibercut/fibercut/demoapp"
+	"github.com/fibercut/fibercut/lab/kube"
+	"github.com/fibercut/fibercut/lab/kube/kubetest"
+	"github.com/fibercut/fibercut/nodeapi"
+)
+
+// health asks a DC's node at ip for its health, for at most two seconds.
+func health(ip string) (nodeapi.Health, error) {
+	var h nodeapi.Health
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + ip + ":7100" + nodeapi.HealthPath)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	return h, json.NewDecoder(resp.Body).Decode(&h)
+}
+
+// gatewayAPI talks to the lab's gateway pod.
+type gatewayAPI struct {
+	t    *testing.T
+	base string
+	c    http.Client
+}
+
+func (g *gatewayAPI) do(method, path, token string, body, out any) int {
+	g.t.Helper()
+	var rd bytes.Buffer
+	if body != nil {
+		json.NewEncoder(&rd).Encode(body)
+	}
+	req, _ := http.NewRequest(method, g.base+path, &rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := g.c.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// transfer sends a transfer, again with the same key while the gateway
+// answers 503 (the ledger electing, a DC being re-homed), at most 40 times.
+func (g *gatewayAPI) transfer(from demoapp.Account, to string, fen int64, key string) {
+	g.t.Helper()
+	for range 40 {
+		st := g.do("POST", "/api/accounts/"+from.ID+"/transfers", from.Token, demoapp.TransferRequest{To: to, AmountFen: fen, Key: key}, nil)
+		if st == http.StatusOK {
+			return
+		}
+		if st != http.StatusServiceUnavailable {
+			g.t.Fatalf("transfer %s: %d", key, st)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	g.t.Fatalf("transfer %s: still 503 after 40 tries", key)
+}
+
+func (g *gatewayAPI) balance(a demoapp.Account) int64 {
+	g.t.Helper()
+	var got demoapp.Account
+	if st := g.do("GET", "/api/accounts/"+a.ID, a.Token, nil, &got); st != http.StatusOK {
+		g.t.Fatalf("read %s: %d", a.ID, st)
+	}
+	return got.BalanceFen
+}
+
+// waitLedger waits until every running DC's member says the ledger is ok,
+// with one leader, and returns the DCs.
+func waitLedger(t *testing.T, c *kube.Cluster, h *kubetest.Harness, running int) []kube.DC {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		dcs, err := c.Inspect(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaders, ok := map[string]bool{}, 0
+		for _, d := range dcs {
+			if d.IP == "" || d.Phase != string(corev1.PodRunning) {
+				continue
+			}
+			if hl, err := health(d.IP); err == nil && hl.Ledger == nodeapi.LedgerOK {
+				ok++
+				leaders[hl.Leader] = true
+			}
+		}
+		if ok == running && len(leaders) == 1 {
+			return dcs
+		}
+		last = fmt.Sprintf("%d of %d members ok, leaders %v", ok, running, leaders)
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("the ledger is not healthy after 2 minutes: %s\n%s", last, h.Logs())
+	return nil
+}
+
+// TestLabOnHarness runs a lab on a real Kubernetes: five kubelet nodes in
+// three regions (labs/kube/cluster). Each DC runs on its own node, in its
+// city's region and its own zone; the five members form one ledger by
+// their names; money moves through the gateway; a DC powered off (scaled
+// to 0) leaves the other four committing, and powered on again it rejoins
+// by name, whatever its pod's new address; Down leaves nothing.
+func TestLabOnHarness(t *testing.T) {
+	h := kubetest.StartHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	o, err := kube.Build(kube.Options{Name: "kh", PullPolicy: corev1.PullNever, StorageClass: kubetest.StorageClass, ClientLimits: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kube.NewCluster(h.Client, "kh")
+	if err := c.Apply(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	dcs := waitLedger(t, c, h, 5)
+	nodes := map[string]bool{}
+	for _, d := range dcs {
+		n, err := h.Client.CoreV1().Nodes().Get(ctx, d.Node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("dc %s on node %q: %v", d.ID, d.Node, err)
+		}
+		if n.Labels[kube.NodeLabelRegion] != d.City || n.Labels[kube.NodeLabelZone] != d.ID {
+			t.Errorf("dc %s (city %s) runs on node %s of region %q, zone %q", d.ID, d.City, d.Node, n.Labels[kube.NodeLabelRegion], n.Labels[kube.NodeLabelZone])
+		}
+		nodes[d.Node] = true
+	}
+	if len(nodes) != 5 {
+		t.Errorf("five DCs on %d nodes", len(nodes))
+	}
+
+	var gw kube.Gateway
+	kubeWait(t, "the gateway ready", func() bool { gw, _ = c.Gateway(ctx); return gw.Ready && gw.IP != "" })
+	api := &gatewayAPI{t: t, base: "http://" + gw.IP + ":8080", c: http.Client{Timeout: 10 * time.Second}}
+	var users []demoapp.Account
+	for range 6 {
+		var a demoapp.Account
+		if st := api.do("POST", "/api/accounts", "", nil, &a); st != http.StatusCreated {
+			t.Fatalf("open an account: %d", st)
+		}
+		users = append(users, a)
+	}
+	ring := func(round string) {
+		for i, u := range users {
+			api.transfer(u, users[(i+1)%len(users)].ID, 100, fmt.Sprintf("%s-%d", round, i))
+		}
+		for _, u := range users {
+			if got := api.balance(u); got != demoapp.InitialBalanceFen {
+				t.Errorf("after ring %s, %s (homed in %s) holds %d fen, want %d", round, u.ID, u.HomeDC, got, demoapp.InitialBalanceFen)
+			}
+		}
+	}
+	ring("all")
+
+	before := dcs[0] // hz-a
+	if err := c.PowerOff(ctx, before.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitLedger(t, c, h, 4)
+	ring("without-" + before.ID)
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer pcancel()
+	if err := c.PowerOn(pctx, before.ID); err != nil {
+		t.Fatal(err)
+	}
+	dcs = waitLedger(t, c, h, 5)
+	t.Logf("%s: pod address %s before the power-off, %s after", before.ID, before.IP, dcs[0].IP)
+	ring("again")
+
+	removed, err := c.Down(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) < 19 {
+		t.Errorf("Down removed %v", removed)
+	}
+}
+
+// kubeWait polls cond every 250 ms for up to two minutes.
+func kubeWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after two minutes, still not %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -59,10 +59,10 @@ func (g *gatewayAPI) do(method, path, token string, body, out any) int {
 }
 
 // transfer sends a transfer, again with the same key while the gateway
-// answers 503 (the ledger electing, a DC being re-homed), at most 40 times.
+// answers 503 (the ledger electing, a DC being re-homed), at most 120 times (30 s).
 func (g *gatewayAPI) transfer(from demoapp.Account, to string, fen int64, key string) {
 	g.t.Helper()
-	for range 40 {
+	for range 120 {
 		st := g.do("POST", "/api/accounts/"+from.ID+"/transfers", from.Token, demoapp.TransferRequest{To: to, AmountFen: fen, Key: key}, nil)
 		if st == http.StatusOK {
 			return
@@ -72,7 +72,7 @@ func (g *gatewayAPI) transfer(from demoapp.Account, to string, fen int64, key st
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	g.t.Fatalf("transfer %s: still 503 after 40 tries", key)
+	g.t.Fatalf("transfer %s: still 503 after 120 tries", key)
 }
 
 func (g *gatewayAPI) balance(a demoapp.Account) int64 {

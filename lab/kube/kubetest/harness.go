@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +46,7 @@ func StartHarness(t testing.TB) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := netnsList()
 	h := &Harness{
 		script: filepath.Join(filepath.Dir(filepath.Dir(tools)), "labs", "kube", "cluster"),
 		state:  filepath.Join(t.TempDir(), "cluster"),
@@ -53,8 +55,10 @@ func StartHarness(t testing.TB) *Harness {
 		if out, err := h.run("down"); err != nil {
 			t.Errorf("labs/kube/cluster down: %v\n%s", err, out)
 		}
-		if b, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(b), "fck-") {
-			t.Errorf("labs/kube/cluster down left network namespaces:\n%s", b)
+		for _, n := range netnsList() {
+			if !slices.Contains(before, n) {
+				t.Errorf("labs/kube/cluster down left the network namespace %s", n)
+			}
 		}
 		if b, _ := exec.Command("pgrep", "-af", h.state).Output(); len(b) > 0 {
 			t.Errorf("labs/kube/cluster down left processes:\n%s", b)
@@ -84,6 +88,16 @@ func (h *Harness) run(verb string) ([]byte, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.Bytes(), err
+}
+
+// netnsList names the network namespaces in /run/netns.
+func netnsList() []string {
+	es, _ := os.ReadDir("/run/netns")
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // logs returns the end of each harness process's log, for a failure.

@@ -108,10 +108,11 @@ func (in *Injector) spawnKeeper(ctx context.Context, c CatchUp) (*Process, error
 // fault rec had cut off, once their keeper runs. The weight is an aid, not
 // part of the heal: what fails is undone and not reported, and what cannot
 // be undone stays recorded for HealLeftovers. The caller holds the lock,
-// and has just reverted rec.
+// and has just reverted rec. An injector without keepers (on Kubernetes)
+// does none of it.
 func (in *Injector) startCatchUp(ctx context.Context, rec Record) {
 	l := in.Lab()
-	if rec.Lab != "" && l.WAN.ID != rec.Lab {
+	if in.keep == nil || (rec.Lab != "" && l.WAN.ID != rec.Lab) {
 		return
 	}
 	cut, _ := rec.Spec.CutOff(l.Topology)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/fibercut/fibercut/drill"
 	"github.com/fibercut/fibercut/faults"
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/kube"
 )
 
 // faultFlags are the flags every fault-applying command shares. The
@@ -27,10 +30,12 @@ type faultFlags struct {
 	city   string
 	link   string
 	engine string // delay only
+	bf     backendFlags
 }
 
 func (f *faultFlags) register(cmd *cobra.Command, target, link bool) {
 	addLabNameFlag(cmd, &f.name)
+	f.bf.add(cmd)
 	cmd.Flags().DurationVar(&f.dur, "for", 0, "how long the fault lasts (default: the topology's fault duration; 0 = until healed)")
 	cmd.Flags().BoolVar(&f.detach, "detach", false, "return at once and keep the fault after this command exits (it still ends on time)")
 	if target {
@@ -189,8 +194,30 @@ func withMS(s string) string {
 	return s
 }
 
-// openInjector connects to Docker and returns an injector for the named lab.
-func openInjector(ctx context.Context, name string) (*faults.Injector, func(), error) {
+// openInjector returns an injector for the named lab: on Docker, or with
+// --backend kubernetes on the cluster, for pods whose network namespaces
+// this host can enter (labs/kube/cluster's).
+func openInjector(ctx context.Context, cmd *cobra.Command, name string, bf *backendFlags) (*faults.Injector, func(), error) {
+	isKube, err := bf.kubernetes(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if isKube {
+		c, err := bf.connect(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Its records apart from a Docker lab's of the same name.
+		store, err := faults.OpenStore("kube-" + cmp.Or(name, lab.DefaultName))
+		if err != nil {
+			return nil, nil, err
+		}
+		in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, store)
+		if err != nil {
+			return nil, nil, err
+		}
+		return in, func() {}, nil
+	}
 	cli, l, err := connectLab(ctx, name)
 	if err != nil {
 		return nil, nil, err
@@ -217,7 +244,7 @@ func runFault(cmd *cobra.Command, f *faultFlags, kind faults.Kind, words []strin
 	}
 	spec.Engine = f.engine
 	ctx := cmd.Context()
-	in, done, err := openInjector(ctx, f.name)
+	in, done, err := openInjector(ctx, cmd, f.name, &f.bf)
 	if err != nil {
 		return err
 	}
@@ -246,7 +273,11 @@ func runFault(cmd *cobra.Command, f *faultFlags, kind faults.Kind, words []strin
 		fmt.Fprintf(out, "%s %s: in force for %s, until %s (applied in %s)\n", rec.ID, rec.Desc, spec.For, rec.Until.Format("15:04:05"), ms(took))
 	}
 	if f.detach {
-		fmt.Fprintf(out, "detached; heal early with `fibercut fault heal %s --name %s`\n", rec.ID, in.Lab().Name)
+		where := ""
+		if f.bf.backend == backendKubernetes {
+			where = " --backend kubernetes"
+		}
+		fmt.Fprintf(out, "detached; heal early with `fibercut fault heal %s --name %s%s`\n", rec.ID, in.Lab().Name, where)
 		return nil
 	}
 	fmt.Fprintln(out, "Ctrl-C heals it now")
@@ -272,7 +303,7 @@ func newFaultUndoCmd(kind faults.Kind, use, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			in, done, err := openInjector(cmd.Context(), f.name)
+			in, done, err := openInjector(cmd.Context(), cmd, f.name, &f.bf)
 			if err != nil {
 				return err
 			}
@@ -318,13 +349,14 @@ func newFaultListCmd() *cobra.Command {
 	var (
 		name   string
 		asJSON bool
+		bf     backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the faults in force, where, who holds them, and the time left",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			in, done, err := openInjector(cmd.Context(), name)
+			in, done, err := openInjector(cmd.Context(), cmd, name, &bf)
 			if err != nil {
 				return err
 			}
@@ -338,6 +370,7 @@ func newFaultListCmd() *cobra.Command {
 		},
 	}
 	addLabNameFlag(cmd, &name)
+	bf.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
 }
@@ -397,6 +430,7 @@ func newFaultHealCmd() *cobra.Command {
 	var (
 		name string
 		all  bool
+		bf   backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "heal [ID] [--all]",
@@ -410,7 +444,7 @@ faults other processes hold too.`,
 			if all == (len(args) == 1) {
 				return fmt.Errorf("heal: give a fault id (see `fibercut fault list`) or --all, not both")
 			}
-			in, done, err := openInjector(cmd.Context(), name)
+			in, done, err := openInjector(cmd.Context(), cmd, name, &bf)
 			if err != nil {
 				return err
 			}
@@ -433,6 +467,7 @@ faults other processes hold too.`,
 		},
 	}
 	addLabNameFlag(cmd, &name)
+	bf.add(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "heal everything, with or without records")
 	return cmd
 }

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
+	"github.com/fibercut/fibercut/nodeapi"
 )
 
 // fibercut runs the CLI in this process.
@@ -110,5 +114,73 @@ func TestLabOnKubernetesCmd(t *testing.T) {
 	}
 	if _, err := fibercut(append([]string{"lab", "status"}, k...)...); err == nil || !strings.Contains(err.Error(), "no such lab") {
 		t.Errorf("lab status after down: %v", err)
+	}
+}
+
+// TestFaultOnKubernetesCmd runs lab up and fault on the five-node harness
+// as a user would: hangzhou isolated from the command line cannot be
+// reached while the other cities answer with a healthy ledger, the kinds
+// not available on Kubernetes say so and change nothing, and the heal
+// gives hangzhou back.
+func TestFaultOnKubernetesCmd(t *testing.T) {
+	h := kubetest.StartHarness(t)
+	t.Setenv("FIBERCUT_STATE_DIR", t.TempDir()) // the fault records: the test's own
+	k := []string{"--backend", "kubernetes", "--kubeconfig", h.Kubeconfig, "--name", "kf"}
+	out, err := fibercut(append([]string{"lab", "up", "--pull-policy", "Never", "--storage-class", kubetest.StorageClass, "--client-limits", "off"}, k...)...)
+	if err != nil {
+		t.Fatalf("lab up: %v\n%s\n%s", err, out, h.Logs())
+	}
+	ips := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 8 && strings.Contains("hz-a hz-b sh-a sh-b sz-a", f[0]) && f[0] != "DC" {
+			ips[f[0]] = f[7]
+		}
+	}
+	if len(ips) != 5 {
+		t.Fatalf("lab up's table gives no address for every DC:\n%s", out)
+	}
+	ledgerOK := func(dc string) bool {
+		c := http.Client{Timeout: time.Second}
+		resp, err := c.Get("http://" + ips[dc] + ":7100/healthz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var hl nodeapi.Health
+		return json.NewDecoder(resp.Body).Decode(&hl) == nil && hl.Ledger == nodeapi.LedgerOK
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after two minutes, still not %s", what)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	until("a healthy ledger everywhere", func() bool {
+		return ledgerOK("hz-a") && ledgerOK("hz-b") && ledgerOK("sh-a") && ledgerOK("sh-b") && ledgerOK("sz-a")
+	})
+
+	out, err = fibercut(append([]string{"fault", "isolate", "--city", "hangzhou", "--for", "2m", "--detach"}, k...)...)
+	if err != nil || !strings.Contains(out, "--backend kubernetes`") {
+		t.Fatalf("fault isolate: %v\n%s", err, out)
+	}
+	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err != nil || !strings.Contains(out, "isolate city hangzhou") {
+		t.Errorf("fault list: %v\n%s", err, out)
+	}
+	until("hangzhou cut off and the rest healthy", func() bool {
+		return !ledgerOK("hz-a") && !ledgerOK("hz-b") && ledgerOK("sh-a") && ledgerOK("sh-b") && ledgerOK("sz-a")
+	})
+	if _, err := fibercut(append([]string{"fault", "delay", "20ms", "--dc", "sz-a", "--for", "10s"}, k...)...); err == nil || !strings.Contains(err.Error(), "not on kubernetes yet") {
+		t.Errorf("fault delay on kubernetes: %v, want an error saying it is not there yet", err)
+	}
+	if out, err := fibercut(append([]string{"fault", "heal", "--all"}, k...)...); err != nil || !strings.Contains(out, "hz-a, hz-b") {
+		t.Errorf("fault heal --all: %v\n%s", err, out)
+	}
+	until("hangzhou back", func() bool { return ledgerOK("hz-a") && ledgerOK("hz-b") })
+	if out, err := fibercut(append([]string{"lab", "down"}, k...)...); err != nil || !strings.Contains(out, "Namespace/fibercut-kf") {
+		t.Errorf("lab down: %v\n%s", err, out)
 	}
 }

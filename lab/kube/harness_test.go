@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fibercut/fibercut/demoapp"
+	"github.com/fibercut/fibercut/faults"
+	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
 	"github.com/fibercut/fibercut/nodeapi"
@@ -172,6 +176,46 @@ func TestLabOnHarness(t *testing.T) {
 	}
 	ring("all")
 
+	// Isolating hangzhou cuts exactly the links between it and the other
+	// cities, as probed from inside each pod's network namespace, and the
+	// three other DCs keep committing; the heal restores them.
+	in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, faults.NewStore(filepath.Join(t.TempDir(), "faults.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := faults.ParseSpec("isolate city hangzhou")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.For = 2 * time.Minute
+	rec, err := in.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matrix(t, ctx, c, func(from, to string) lab.Reach {
+		if (from[:2] == "hz") != (to[:2] == "hz") {
+			return lab.ReachCut
+		}
+		return lab.ReachOK
+	})
+	waitLedger(t, c, h, 3)
+	ring("hangzhou-isolated")
+	if err := in.Heal(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	matrix(t, ctx, c, func(string, string) lab.Reach { return lab.ReachOK })
+	waitLedger(t, c, h, 5)
+	for _, kind := range []string{"delay 20ms dc hz-a", "pause dc hz-a"} {
+		spec, err := faults.ParseSpec(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.For = 10 * time.Second
+		if _, err := in.Apply(ctx, spec); !errors.Is(err, faults.ErrNotOnKubernetes) {
+			t.Errorf("%s on kubernetes: %v, want ErrNotOnKubernetes", kind, err)
+		}
+	}
+
 	before := dcs[0] // hz-a
 	if err := c.PowerOff(ctx, before.ID); err != nil {
 		t.Fatal(err)
@@ -193,6 +237,25 @@ func TestLabOnHarness(t *testing.T) {
 	}
 	if len(removed) < 19 {
 		t.Errorf("Down removed %v", removed)
+	}
+}
+
+// matrix probes every pair of DCs from inside the senders' pod network
+// namespaces and checks each against want.
+func matrix(t *testing.T, ctx context.Context, c *kube.Cluster, want func(from, to string) lab.Reach) {
+	t.Helper()
+	l, err := c.Lab(ctx, kube.HostPIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := l.Matrix(ctx, lab.MatrixOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Probes {
+		if w := want(p.From, p.To); p.Reach != w {
+			t.Errorf("%s → %s: %s, want %s (%s)", p.From, p.To, p.Reach, w, p.Err)
+		}
 	}
 }
 

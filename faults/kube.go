@@ -1,0 +1,66 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/kube"
+)
+
+// ErrNotOnKubernetes is returned for what faults cannot do on a
+// Kubernetes lab yet: the kinds that need a watchdog or a holder process
+// (bandwidth, delay, power-off, pause), and CPU weights.
+var ErrNotOnKubernetes = errors.New("not on kubernetes yet")
+
+// kubeBackend runs faults on a lab of a Kubernetes cluster whose DC pods
+// run on this host, entering their network namespaces through the
+// processes pids finds (on labs/kube/cluster, every pod). On a cluster of
+// other machines this is the job of an agent on each node, which fibercut
+// does not have yet.
+type kubeBackend struct {
+	c    *kube.Cluster
+	pids kube.PIDFinder
+}
+
+// NewKubeInjector returns an injector for a lab on Kubernetes, and the lab
+// as it is now. It applies the faults the kernel ends on time (cut,
+// isolate, partition, loss) in the pods' network namespaces; the kinds
+// that need a watchdog or a holder fail with ErrNotOnKubernetes before
+// they change anything, and a heal does not lower the CPU weight of the
+// DCs catching up.
+func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, store *Store) (*Injector, error) {
+	b := &kubeBackend{c: c, pids: pids}
+	l, err := b.Inspect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := NewInjectorFor(b, l, store)
+	in.arm = func(context.Context, Record) (*Process, error) {
+		return nil, fmt.Errorf("faults: %w: this kind needs a watchdog process", ErrNotOnKubernetes)
+	}
+	in.hold = func(context.Context, Record, map[string]int) (*Process, error) {
+		return nil, fmt.Errorf("faults: %w: a delay by NFQUEUE needs a holder process", ErrNotOnKubernetes)
+	}
+	in.keep = nil
+	return in, nil
+}
+
+func (b *kubeBackend) Inspect(ctx context.Context) (*lab.Lab, error) { return b.c.Lab(ctx, b.pids) }
+
+func (b *kubeBackend) PowerOff(ctx context.Context, d lab.DC) error { return b.c.PowerOff(ctx, d.ID) }
+
+func (b *kubeBackend) PowerOn(ctx context.Context, d lab.DC) error { return b.c.PowerOn(ctx, d.ID) }
+
+func (b *kubeBackend) Pause(context.Context, lab.DC) error {
+	return fmt.Errorf("faults: pause: %w", ErrNotOnKubernetes)
+}
+
+func (b *kubeBackend) Resume(context.Context, lab.DC) error { return nil }
+
+func (b *kubeBackend) Namespace(d lab.DC) (Namespace, error) { return openNS(d) }
+
+func (b *kubeBackend) SetCPUShares(context.Context, lab.DC, int64) error {
+	return fmt.Errorf("faults: CPU weight: %w", ErrNotOnKubernetes)
+}

@@ -1,0 +1,126 @@
+package kube
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/topology"
+)
+
+// PIDFinder finds a process of a running pod on this host, whose
+// /proc/PID/ns/net is the pod's network namespace; 0 when the pod has none
+// here.
+type PIDFinder func(pod *corev1.Pod) (int, error)
+
+// HostPIDs finds a pod's processes on this host by their cgroup, which the
+// kubelet names after the pod's UID (pod<UID> with the cgroupfs driver,
+// pod<UID with underscores> with systemd's). It reads /proc, so it sees
+// the pods of the node it runs on: every pod on labs/kube/cluster, whose
+// nodes share this host. It needs root to enter what it finds.
+func HostPIDs(pod *corev1.Pod) (int, error) {
+	uid := string(pod.UID)
+	if uid == "" {
+		return 0, nil
+	}
+	marks := []string{"pod" + uid, "pod" + strings.ReplaceAll(uid, "-", "_")}
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		return 0, err
+	}
+	best := 0
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil || (best != 0 && pid >= best) {
+			continue
+		}
+		if inCgroup(filepath.Join(d, "cgroup"), marks) {
+			best = pid
+		}
+	}
+	return best, nil
+}
+
+func inCgroup(path string, marks []string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		for _, m := range marks {
+			if strings.Contains(sc.Text(), "/"+m+"/") || strings.HasSuffix(sc.Text(), "/"+m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Lab returns the lab as the faults and the reachability matrix work on it:
+// its topology (from its ConfigMap), and per DC its pod's address as the
+// WAN address, its state ("running", "exited", or lab.StateMissing when it
+// has no pod) and, when pids finds one, the process whose namespace is the
+// pod's. The WAN network's ID is the namespace's UID: it tells one
+// incarnation of the lab from the next. A pod has one interface, so there
+// is no management network: a DC's management address is its pod's too.
+func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
+	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+	if err != nil {
+		if _, ierr := c.Inspect(ctx); ierr != nil {
+			return nil, ierr
+		}
+		return nil, fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+	}
+	cm, err := c.cs.CoreV1().ConfigMaps(c.ns).Get(ctx, "topology", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kube: the topology of lab %s: %w", c.name, err)
+	}
+	topo, err := topology.Parse("ConfigMap "+c.ns+"/topology", []byte(cm.Data[topologyKey]))
+	if err != nil {
+		return nil, fmt.Errorf("kube: %w", err)
+	}
+	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name + "," + lab.LabelRole + "=" + lab.RoleDC})
+	if err != nil {
+		return nil, fmt.Errorf("kube: list the pods of lab %s: %w", c.name, err)
+	}
+	l := &lab.Lab{Name: c.name, Topology: topo, WAN: lab.Network{ID: string(ns.UID), Name: c.ns}}
+	for _, dc := range topo.Datacenters {
+		d := lab.DC{ID: dc.ID, City: dc.City, Container: dc.ID + "-0", State: lab.StateMissing}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.Labels[lab.LabelDC] != dc.ID || p.DeletionTimestamp != nil {
+				continue
+			}
+			d.ContainerID = string(p.UID)
+			d.State = "exited"
+			if a, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+				// One interface: health is asked where the peers talk.
+				d.WANIP, d.MgmtIP = a, a
+			}
+			if p.Status.Phase != corev1.PodRunning || !d.WANIP.IsValid() {
+				continue
+			}
+			if pids != nil {
+				if d.Pid, err = pids(p); err != nil {
+					return nil, fmt.Errorf("kube: find the process of pod %s: %w", p.Name, err)
+				}
+			}
+			if d.Pid != 0 || pids == nil {
+				d.State = "running"
+			}
+		}
+		l.DCs = append(l.DCs, d)
+	}
+	return l, nil
+}

@@ -69,6 +69,11 @@ type Options struct {
 	// latencies) for the drill: "on", "off" (bridge speed), or "" to leave
 	// the lab as it is. The report says which it ran with.
 	WANLatency string
+	// Env, when not nil, is where the drill runs instead of a lab on the
+	// Docker engine (a Kubernetes cluster: [KubeEnv]); the Docker client
+	// given to [Start] or [Run] is then not used and may be nil, and the
+	// options Binary, NodeEnv, GatewayEnv and WANLatency do not apply.
+	Env Env
 	// NoLoad runs no load: only the hall's transfers (the gateway's
 	// audience record) are checked, and no recovery time is measured.
 	NoLoad bool

@@ -18,6 +18,7 @@ import (
 	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/topology"
 	"github.com/fibercut/fibercut/verify"
 )
 
@@ -74,7 +75,11 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 		}
 	}
 	var hold []string
-	if !opts.HealFirst {
+	if opts.Env != nil {
+		if err := r.upEnv(ctx, store, topo); err != nil {
+			return nil, err
+		}
+	} else if !opts.HealFirst {
 		rep, held, err := faults.BeforeUp(ctx, cli, cmp.Or(opts.Lab, lab.DefaultName), store)
 		if err != nil {
 			return nil, fmt.Errorf("drill: heal what dead processes left on the lab: %w", err)
@@ -84,12 +89,15 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 		}
 		hold = held
 	}
-	l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv, GatewayEnv: opts.GatewayEnv, Leave: hold})
-	if err != nil {
-		return nil, err
+	if opts.Env == nil {
+		l, err := lab.Up(ctx, cli, lab.UpOptions{Name: opts.Lab, Topology: topo, Binary: opts.Binary, NodeEnv: opts.NodeEnv, GatewayEnv: opts.GatewayEnv, Leave: hold})
+		if err != nil {
+			return nil, err
+		}
+		r.lab, r.topo = l, topo
+		r.in = faults.NewInjector(cli, l, store)
 	}
-	r.lab, r.topo = l, topo
-	r.in = faults.NewInjector(cli, l, store)
+	l := r.lab
 	if opts.HealFirst {
 		rep, err := r.in.HealAll(ctx)
 		if err != nil {
@@ -99,8 +107,10 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + strings.Join(rep.Lines(), "; ")})
 		}
 	}
-	if r.wan, err = faults.SetWAN(ctx, l, store, opts.WANLatency); err != nil {
-		return nil, fmt.Errorf("drill: %w", err)
+	if opts.Env == nil {
+		if r.wan, err = faults.SetWAN(ctx, l, store, opts.WANLatency); err != nil {
+			return nil, fmt.Errorf("drill: %w", err)
+		}
 	}
 	if !r.wan.Held() {
 		r.wan = nil // off, or its holder is gone: the links run undelayed
@@ -301,7 +311,7 @@ func (s *Session) finish(ctx context.Context, stop bool) (*Outcome, error) {
 	}
 	r.setCurrent(PhaseConverge)
 	r.event(Event{Kind: EventPhase, Phase: PhaseConverge, Message: "healed; waiting for the ledger members to converge"})
-	if l2, err := lab.Inspect(hctx, r.cli, r.lab.Name); err == nil {
+	if l2, err := r.inspect(hctx); err == nil {
 		r.mu.Lock()
 		r.lab = l2
 		r.mu.Unlock()
@@ -350,6 +360,34 @@ func (s *Session) finish(ctx context.Context, stop bool) (*Outcome, error) {
 	}
 	r.event(Event{Kind: EventVerdict, Report: &rep, Message: verdict + ": report in " + s.dir})
 	return &Outcome{Report: rep, Dir: s.dir, Files: files}, runErr
+}
+
+// upEnv brings the lab up in opts.Env, healing first what the store says
+// is in force there.
+func (r *run) upEnv(ctx context.Context, store *faults.Store, topo *topology.Topology) error {
+	l, in, err := r.opts.Env.Up(ctx, store)
+	if err != nil {
+		return err
+	}
+	if l.Topology.Name != topo.Name {
+		return fmt.Errorf("drill: the lab runs topology %s, the drill wants %s", l.Topology.Name, topo.Name)
+	}
+	if rep, err := in.HealAll(ctx); err != nil {
+		return fmt.Errorf("drill: heal the lab before starting: %w", err)
+	} else if !rep.Empty() {
+		r.event(Event{Kind: EventNote, Message: "healed first: " + strings.Join(rep.Lines(), "; ")})
+	}
+	r.lab, r.topo, r.in = in.Lab(), topo, in
+	r.lab.Gateway = l.Gateway
+	return nil
+}
+
+// inspect re-reads the lab.
+func (r *run) inspect(ctx context.Context) (*lab.Lab, error) {
+	if r.opts.Env != nil {
+		return r.opts.Env.Inspect(ctx)
+	}
+	return lab.Inspect(ctx, r.cli, r.lab.Name)
 }
 
 // audienceOf is the client of a lab's audience record.

@@ -2,6 +2,7 @@ package main
 
 import (
 	tea "charm.land/bubbletea/v2"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fibercut/fibercut/drill"
+	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/topology"
 	"github.com/fibercut/fibercut/verify"
 )
@@ -40,6 +43,10 @@ type drillFlags struct {
 	healFirst bool
 	tui       bool
 	wan       string
+	// drill run only: where the lab runs.
+	bf     backendFlags
+	kf     kubeFlags
+	isKube bool
 }
 
 func (f *drillFlags) register(cmd *cobra.Command) {
@@ -79,6 +86,14 @@ Exit status: 0 if every expectation held, 1 if one did not, 2 on a tool error.`,
 					return err
 				}
 			}
+			if f.isKube, err = f.bf.kubernetes(cmd, "binary", "wan-latency", "tui"); err != nil {
+				return err
+			}
+			if !f.isKube {
+				if err := refuseOn(cmd, backendDocker, kubeFlagNames); err != nil {
+					return err
+				}
+			}
 			out, err := runDrill(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), sc, t, f, f.out)
 			if out == nil {
 				return err
@@ -89,6 +104,8 @@ Exit status: 0 if every expectation held, 1 if one did not, 2 on a tool error.`,
 	f.register(cmd)
 	cmd.Flags().StringVar(&topo, "topology", "", "run on this topology instead of the scenario's (built-in name or file)")
 	cmd.Flags().BoolVar(&f.tui, "tui", false, "draw the drill in the stage dashboard (when stdout is a terminal; q leaves it)")
+	f.bf.add(cmd)
+	f.kf.add(cmd)
 	return cmd
 }
 
@@ -109,6 +126,9 @@ func drillExit(out *drill.Outcome, err error) error {
 // runDrill runs one scenario, printing progress to stderr and the summary
 // to stdout.
 func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario, t *topology.Topology, f drillFlags, dir string) (*drill.Outcome, error) {
+	if f.isKube {
+		return runDrillKube(ctx, stdout, stderr, sc, t, f, dir)
+	}
 	if err := checkWANFlag(f.wan); err != nil {
 		return nil, err
 	}
@@ -128,6 +148,48 @@ func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario,
 	} else {
 		out, err = drill.Run(ctx, cli, sc, opts)
 	}
+	if out == nil {
+		return nil, err
+	}
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, out.Report.Summary())
+	fmt.Fprintf(stdout, "report: %s/report.html (also report.md, report.json, timeline.png)\n", out.Dir)
+	return out, err
+}
+
+// runDrillKube runs one scenario on a lab on Kubernetes, from this host.
+func runDrillKube(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario, t *topology.Topology, f drillFlags, dir string) (*drill.Outcome, error) {
+	if t == nil {
+		var err error
+		if t, err = sc.ResolveTopology(); err != nil {
+			return nil, err
+		}
+	}
+	name := cmp.Or(f.name, lab.DefaultName)
+	_, kopts, err := f.kf.objects(name, t)
+	if err != nil {
+		return nil, err
+	}
+	c, cfg, err := f.bf.connectConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	// The load and the record reader run here: the gateway must know
+	// them from the hall.
+	if kopts.Trusted, err = kube.LocalAddr(cfg); err != nil {
+		return nil, err
+	}
+	store, err := faults.OpenStore("kube-" + name)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
+	opts := drill.Options{
+		Lab: name, Topology: t, Out: dir, TimeScale: f.timeScale, HealFirst: f.healFirst, Store: store,
+		Env:    &drill.KubeEnv{Cluster: c, Options: kopts},
+		Events: func(e drill.Event) { printEvent(stderr, e) },
+	}
+	out, err := drill.Run(ctx, nil, sc, opts)
 	if out == nil {
 		return nil, err
 	}

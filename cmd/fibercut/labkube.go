@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
 
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
@@ -56,11 +57,17 @@ func (b *backendFlags) kubernetes(cmd *cobra.Command, dockerOnly ...string) (boo
 
 // connect returns the named lab on the cluster.
 func (b *backendFlags) connect(name string) (*kube.Cluster, error) {
-	cs, _, err := kube.Connect(b.kubeconfig)
+	c, _, err := b.connectConfig(name)
+	return c, err
+}
+
+// connectConfig is connect that also returns the client's configuration.
+func (b *backendFlags) connectConfig(name string) (*kube.Cluster, *rest.Config, error) {
+	cs, cfg, err := kube.Connect(b.kubeconfig)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return kube.NewCluster(cs, name), nil
+	return kube.NewCluster(cs, name), cfg, nil
 }
 
 // kubeFlags are what the objects of a lab on Kubernetes are made of.

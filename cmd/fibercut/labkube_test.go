@@ -117,12 +117,13 @@ func TestLabOnKubernetesCmd(t *testing.T) {
 	}
 }
 
-// TestFaultOnKubernetesCmd runs lab up and fault on the five-node harness
-// as a user would: hangzhou isolated from the command line cannot be
-// reached while the other cities answer with a healthy ledger, the kinds
-// not available on Kubernetes say so and change nothing, and the heal
-// gives hangzhou back.
-func TestFaultOnKubernetesCmd(t *testing.T) {
+// TestFaultAndDrillOnKubernetesCmd runs lab up, fault and drill run on the
+// five-node harness as a user would: hangzhou isolated from the command
+// line cannot be reached while the other cities answer with a healthy
+// ledger, the kinds not available on Kubernetes say so and change nothing,
+// the heal gives hangzhou back, and the ATEC drill passes with nothing
+// lost.
+func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	h := kubetest.StartHarness(t)
 	t.Setenv("FIBERCUT_STATE_DIR", t.TempDir()) // the fault records: the test's own
 	k := []string{"--backend", "kubernetes", "--kubeconfig", h.Kubeconfig, "--name", "kf"}
@@ -180,6 +181,19 @@ func TestFaultOnKubernetesCmd(t *testing.T) {
 		t.Errorf("fault heal --all: %v\n%s", err, out)
 	}
 	until("hangzhou back", func() bool { return ledgerOK("hz-a") && ledgerOK("hz-b") })
+
+	// The drill of the demo, on Kubernetes, at half time.
+	dir := t.TempDir()
+	out, err = fibercut(append([]string{"drill", "run", "atec-2018", "--time-scale", "0.5", "--out", dir, "--pull-policy", "Never", "--storage-class", kubetest.StorageClass}, k...)...)
+	if err != nil || !strings.Contains(out, "PASS atec-2018") || !strings.Contains(out, "RPO = 0") {
+		t.Errorf("drill run atec-2018 --backend kubernetes: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
+		t.Errorf("the drill wrote no report: %v", err)
+	}
+	if _, err := fibercut(append([]string{"drill", "run", "atec-2018", "--wan-latency", "off"}, k...)...); err == nil || !strings.Contains(err.Error(), "--wan-latency is for the docker backend") {
+		t.Errorf("drill run --backend kubernetes --wan-latency: %v", err)
+	}
 	if out, err := fibercut(append([]string{"lab", "down"}, k...)...); err != nil || !strings.Contains(out, "Namespace/fibercut-kf") {
 		t.Errorf("lab down: %v\n%s", err, out)
 	}

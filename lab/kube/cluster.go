@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +51,26 @@ func Connect(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
 		return nil, nil, fmt.Errorf("kube: client for %s: %w", cfg.Host, err)
 	}
 	return cs, cfg, nil
+}
+
+// LocalAddr is this host's address toward the API server of cfg: where,
+// on a cluster whose pods this host reaches as it reaches the API server
+// (labs/kube/cluster's), the pods see this host's requests come from.
+func LocalAddr(cfg *rest.Config) (netip.Addr, error) {
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("kube: API server %q: %w", cfg.Host, err)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	c, err := net.Dial("udp", net.JoinHostPort(u.Hostname(), port)) // sends nothing
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("kube: route to the API server %s: %w", cfg.Host, err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
 // Cluster is one lab on a Kubernetes cluster.
@@ -325,19 +348,34 @@ type Gateway struct {
 	IP    string `json:"ip,omitempty"` // the ready pod's address
 }
 
-// Gateway returns the state of the lab's gateway.
+// Gateway returns the state of the lab's gateway: during a rollout it is
+// not ready, and its address is a ready pod's where there is one.
 func (c *Cluster) Gateway(ctx context.Context) (Gateway, error) {
 	d, err := c.cs.AppsV1().Deployments(c.ns).Get(ctx, lab.RoleGateway, metav1.GetOptions{})
 	if err != nil {
 		return Gateway{}, fmt.Errorf("kube: get the gateway of lab %s: %w", c.name, err)
 	}
-	g := Gateway{Ready: d.Status.ReadyReplicas > 0}
+	// Ready once a rollout is complete: every pod is of the current
+	// template, and one is ready.
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	g := Gateway{Ready: st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want && st.Replicas == want && st.ReadyReplicas > 0}
 	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name + "," + lab.LabelRole + "=" + lab.RoleGateway})
 	if err != nil {
 		return g, fmt.Errorf("kube: list the gateway's pods: %w", err)
 	}
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Status.PodIP != "" && (g.IP == "" || p.Status.Phase == corev1.PodRunning) {
+		if p.DeletionTimestamp != nil || p.Status.PodIP == "" {
+			continue
+		}
+		ready := false
+		for _, c := range p.Status.Conditions {
+			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
+		}
+		if g.IP == "" || ready {
 			g.Pod, g.IP = p.Name, p.Status.PodIP
 		}
 	}

@@ -3,6 +3,8 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -81,6 +83,14 @@ type Options struct {
 	// ClientLimits are the gateway's per-address rates, in the form
 	// demoapp.ParseClientLimits reads; "" takes its defaults.
 	ClientLimits string
+	// Record has the gateway serve the hall's audience record (which a
+	// drill reads and resets) on its pod's port 8081. The gateway's
+	// Service does not expose it.
+	Record bool
+	// Trusted is the address the gateway takes for the lab's own host (a
+	// drill's load and record reader): it is held to no per-address
+	// limit and is not the hall. None when invalid.
+	Trusted netip.Addr
 }
 
 // Objects are the Kubernetes objects of one lab.
@@ -407,6 +417,12 @@ func (b builder) gatewayDeployment() *appsv1.Deployment {
 	env := b.env()
 	if b.opts.ClientLimits != "" {
 		env = append(env, corev1.EnvVar{Name: nodeapi.EnvClientLimits, Value: b.opts.ClientLimits})
+	}
+	if b.opts.Trusted.IsValid() {
+		env = append(env, corev1.EnvVar{Name: nodeapi.EnvGatewayTrusted, Value: b.opts.Trusted.String()})
+	}
+	if b.opts.Record {
+		env = append(env, corev1.EnvVar{Name: nodeapi.EnvGatewayRecord, Value: "0.0.0.0:" + strconv.Itoa(nodeapi.GatewayRecordPort)})
 	}
 	c := b.container("gateway", env, []corev1.ContainerPort{port("http", nodeapi.GatewayPort)}, nodeapi.GatewayPort)
 	return &appsv1.Deployment{

@@ -34,6 +34,9 @@ type KubeEnv struct {
 	Cluster *kube.Cluster
 	// Options are the lab's objects'; Record is set by the environment.
 	Options kube.Options
+	// Kubeconfig is where the faults' watchdogs find the cluster; "" for
+	// the default loading rules.
+	Kubeconfig string
 	// ReadyTimeout bounds the wait for a healthy lab; 5 minutes when 0.
 	ReadyTimeout time.Duration
 }
@@ -73,7 +76,7 @@ func (e *KubeEnv) Up(ctx context.Context, store *faults.Store) (*lab.Lab, *fault
 		case <-time.After(time.Second):
 		}
 	}
-	in, err := faults.NewKubeInjector(ctx, e.Cluster, kube.HostPIDs, store)
+	in, err := faults.NewKubeInjector(ctx, e.Cluster, kube.HostPIDs, e.Kubeconfig, store)
 	if err != nil {
 		return nil, nil, err
 	}

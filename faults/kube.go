@@ -10,8 +10,8 @@ import (
 )
 
 // ErrNotOnKubernetes is returned for what faults cannot do on a
-// Kubernetes lab yet: the kinds that need a watchdog or a holder process
-// (bandwidth, delay, power-off, pause), and CPU weights.
+// Kubernetes lab yet: pause, a delay by NFQUEUE (it needs a holder
+// process), and CPU weights.
 var ErrNotOnKubernetes = errors.New("not on kubernetes yet")
 
 // kubeBackend runs faults on a lab of a Kubernetes cluster whose DC pods
@@ -25,20 +25,26 @@ type kubeBackend struct {
 }
 
 // NewKubeInjector returns an injector for a lab on Kubernetes, and the lab
-// as it is now. It applies the faults the kernel ends on time (cut,
-// isolate, partition, loss) in the pods' network namespaces; the kinds
-// that need a watchdog or a holder fail with ErrNotOnKubernetes before
-// they change anything, and a heal does not lower the CPU weight of the
-// DCs catching up.
-func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, store *Store) (*Injector, error) {
+// as it is now. It applies cut, isolate, partition and loss in the pods'
+// network namespaces (the kernel ends them on time), and power-off (the
+// DC's StatefulSet scaled to 0, its pod killed) and bandwidth with a
+// watchdog that reaches the cluster through kubeconfig ("" for the default
+// loading rules) to end them on time. Pause and a delay by NFQUEUE fail
+// with ErrNotOnKubernetes before they change anything, and a heal does not
+// lower the CPU weight of the DCs catching up.
+func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, kubeconfig string, store *Store) (*Injector, error) {
 	b := &kubeBackend{c: c, pids: pids}
 	l, err := b.Inspect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	in := NewInjectorFor(b, l, store)
-	in.arm = func(context.Context, Record) (*Process, error) {
-		return nil, fmt.Errorf("faults: %w: this kind needs a watchdog process", ErrNotOnKubernetes)
+	in.arm = func(ctx context.Context, rec Record) (*Process, error) {
+		if rec.Spec.Kind == KindPause {
+			return nil, fmt.Errorf("faults: pause: %w", ErrNotOnKubernetes)
+		}
+		return spawnDetached(ctx, watchdogEnv, watchdogOrders{Store: store.Path(), Lab: l.Name, ID: rec.ID, Incarnation: rec.Lab,
+			Kube: &kubeOrders{Kubeconfig: kubeconfig}})
 	}
 	in.hold = func(context.Context, Record, map[string]int) (*Process, error) {
 		return nil, fmt.Errorf("faults: %w: a delay by NFQUEUE needs a holder process", ErrNotOnKubernetes)

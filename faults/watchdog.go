@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/kube"
 )
 
 // watchdogEnv carries a watchdog's orders, as JSON.
@@ -34,6 +35,13 @@ type watchdogOrders struct {
 	Lab         string `json:"lab"`
 	ID          string `json:"id"`
 	Incarnation string `json:"incarnation"`
+	// Kube, when set, says the lab is on Kubernetes, not Docker.
+	Kube *kubeOrders `json:"kube,omitempty"`
+}
+
+// kubeOrders say where a lab on Kubernetes is.
+type kubeOrders struct {
+	Kubeconfig string `json:"kubeconfig"` // "" for the default loading rules
 }
 
 // armedLine is what a watchdog writes on its pipe once it runs.
@@ -135,6 +143,14 @@ func runWatchdog(v string) int {
 	ctx := context.Background()
 	store := NewStore(o.Store)
 	connect := func() (*Injector, func(), error) {
+		if o.Kube != nil {
+			cs, _, err := kube.Connect(o.Kube.Kubeconfig)
+			if err != nil {
+				return nil, nil, err
+			}
+			in, err := NewKubeInjector(ctx, kube.NewCluster(cs, o.Lab), kube.HostPIDs, o.Kube.Kubeconfig, store)
+			return in, func() {}, err
+		}
 		cli, err := lab.Connect(ctx)
 		if err != nil {
 			return nil, nil, err

@@ -186,7 +186,7 @@ func runDrillKube(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scena
 	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
 	opts := drill.Options{
 		Lab: name, Topology: t, Out: dir, TimeScale: f.timeScale, HealFirst: f.healFirst, Store: store,
-		Env:    &drill.KubeEnv{Cluster: c, Options: kopts},
+		Env:    &drill.KubeEnv{Cluster: c, Options: kopts, Kubeconfig: f.bf.kubeconfig},
 		Events: func(e drill.Event) { printEvent(stderr, e) },
 	}
 	out, err := drill.Run(ctx, nil, sc, opts)

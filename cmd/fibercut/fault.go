@@ -212,7 +212,7 @@ func openInjector(ctx context.Context, cmd *cobra.Command, name string, bf *back
 		if err != nil {
 			return nil, nil, err
 		}
-		in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, store)
+		in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, bf.kubeconfig, store)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -398,13 +398,18 @@ func (c *Cluster) Scale(ctx context.Context, dc string, replicas int32) error {
 	return nil
 }
 
-// PowerOff scales a DC to 0 and returns once its pod is gone. Its data
-// volume stays (the StatefulSet retains it when scaled).
+// PowerOff scales a DC to 0, kills its pod (no grace: a power loss) and
+// returns once the pod is gone. Its data volume stays (the StatefulSet
+// retains it when scaled).
 func (c *Cluster) PowerOff(ctx context.Context, dc string) error {
 	if err := c.Scale(ctx, dc, 0); err != nil {
 		return err
 	}
-	err := poll(ctx, func() (bool, error) {
+	err := c.cs.CoreV1().Pods(c.ns).Delete(ctx, dc+"-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kube: power off dc %s: kill its pod: %w", dc, err)
+	}
+	err = poll(ctx, func() (bool, error) {
 		_, err := c.cs.CoreV1().Pods(c.ns).Get(ctx, dc+"-0", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil

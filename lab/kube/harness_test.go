@@ -179,7 +179,7 @@ func TestLabOnHarness(t *testing.T) {
 	// Isolating hangzhou cuts exactly the links between it and the other
 	// cities, as probed from inside each pod's network namespace, and the
 	// three other DCs keep committing; the heal restores them.
-	in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, faults.NewStore(filepath.Join(t.TempDir(), "faults.json")))
+	in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, h.Kubeconfig, faults.NewStore(filepath.Join(t.TempDir(), "faults.json")))
 	if err != nil {
 		t.Fatal(err)
 	}

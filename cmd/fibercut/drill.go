@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fibercut/fibercut/drill"
-	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/topology"
@@ -148,6 +147,11 @@ func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario,
 	} else {
 		out, err = drill.Run(ctx, cli, sc, opts)
 	}
+	return printOutcome(stdout, out, err)
+}
+
+// printOutcome prints a finished drill's summary and where its report is.
+func printOutcome(stdout io.Writer, out *drill.Outcome, err error) (*drill.Outcome, error) {
 	if out == nil {
 		return nil, err
 	}
@@ -179,7 +183,7 @@ func runDrillKube(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scena
 	if kopts.Trusted, err = kube.LocalAddr(cfg); err != nil {
 		return nil, err
 	}
-	store, err := faults.OpenStore("kube-" + name)
+	store, err := kubeStore(name)
 	if err != nil {
 		return nil, err
 	}
@@ -190,13 +194,7 @@ func runDrillKube(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scena
 		Events: func(e drill.Event) { printEvent(stderr, e) },
 	}
 	out, err := drill.Run(ctx, nil, sc, opts)
-	if out == nil {
-		return nil, err
-	}
-	fmt.Fprintln(stdout)
-	fmt.Fprintln(stdout, out.Report.Summary())
-	fmt.Fprintf(stdout, "report: %s/report.html (also report.md, report.json, timeline.png)\n", out.Dir)
-	return out, err
+	return printOutcome(stdout, out, err)
 }
 
 func printEvent(w io.Writer, e drill.Event) {

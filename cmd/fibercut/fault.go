@@ -207,8 +207,7 @@ func openInjector(ctx context.Context, cmd *cobra.Command, name string, bf *back
 		if err != nil {
 			return nil, nil, err
 		}
-		// Its records apart from a Docker lab's of the same name.
-		store, err := faults.OpenStore("kube-" + cmp.Or(name, lab.DefaultName))
+		store, err := kubeStore(cmp.Or(name, lab.DefaultName))
 		if err != nil {
 			return nil, nil, err
 		}

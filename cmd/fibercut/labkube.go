@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 
+	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/topology"
@@ -69,6 +70,10 @@ func (b *backendFlags) connectConfig(name string) (*kube.Cluster, *rest.Config, 
 	}
 	return kube.NewCluster(cs, name), cfg, nil
 }
+
+// kubeStore is where the faults of lab name on Kubernetes are recorded:
+// apart from a Docker lab's of the same name.
+func kubeStore(name string) (*faults.Store, error) { return faults.OpenStore("kube-" + name) }
 
 // kubeFlags are what the objects of a lab on Kubernetes are made of.
 type kubeFlags struct {

@@ -169,7 +169,7 @@ func (g *gateway) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, h)
 	})
-	mux.HandleFunc("GET /api/status", g.status)
+	mux.HandleFunc("GET "+nodeapi.GatewayStatusPath, g.status)
 	mux.HandleFunc("POST /api/accounts", g.limited(g.opens, "account openings", g.recorded(verify.KindOpen, g.open)))
 	mux.HandleFunc("GET /api/accounts/{id}", g.forward)
 	mux.HandleFunc("POST /api/accounts/{id}/transfers", g.limited(g.transfers, "transfers", g.recorded(verify.KindTransfer, g.forward)))
@@ -222,14 +222,9 @@ func (g *gateway) peer(dc string) Peer {
 
 // status reports which DCs the gateway sees as healthy.
 func (g *gateway) status(w http.ResponseWriter, _ *http.Request) {
-	type dcStatus struct {
-		DC      string `json:"dc"`
-		City    string `json:"city"`
-		Healthy bool   `json:"healthy"`
-	}
-	out := make([]dcStatus, len(g.dcs))
+	out := make([]nodeapi.GatewayDC, len(g.dcs))
 	for i, p := range g.dcs {
-		out[i] = dcStatus{p.DC, p.City, g.healthy(p.DC)}
+		out[i] = nodeapi.GatewayDC{DC: p.DC, City: p.City, Healthy: g.healthy(p.DC)}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

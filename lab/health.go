@@ -108,7 +108,13 @@ func (l *Lab) waitHealthy(ctx context.Context, timeout time.Duration, skip []str
 	if gw := l.Gateway; gw != nil {
 		wg.Go(func() {
 			for {
+				// The gateway is ready when it answers and sees every DC
+				// that is up as healthy: before that it sends new users
+				// only to the DCs it has seen.
 				err := ProbeHealthAt(ctx, netip.AddrPortFrom(gw.WANIP, GatewayPort), l.Name, RoleGateway)
+				if err == nil {
+					err = gatewaySeesAll(ctx, netip.AddrPortFrom(gw.WANIP, GatewayPort), l.DCs, skip)
+				}
 				if err == nil {
 					gw.Health = "ok"
 					return
@@ -129,6 +135,29 @@ func (l *Lab) waitHealthy(ctx context.Context, timeout time.Duration, skip []str
 	if len(fail) > 0 {
 		return fmt.Errorf("lab %q: %d of %d DCs did not answer within %s: %s; see `docker logs CONTAINER`",
 			l.Name, len(fail), len(l.DCs), timeout, strings.Join(fail, ", "))
+	}
+	return nil
+}
+
+// gatewaySeesAll returns an error naming the DCs, other than those in skip,
+// that the gateway at ap does not see as healthy.
+func gatewaySeesAll(ctx context.Context, ap netip.AddrPort, dcs []DC, skip []string) error {
+	view, err := nodeapi.FetchGatewayView(ctx, ap)
+	if err != nil {
+		return err
+	}
+	healthy := map[string]bool{}
+	for _, d := range view {
+		healthy[d.DC] = d.Healthy
+	}
+	var not []string
+	for _, d := range dcs {
+		if !slices.Contains(skip, d.ID) && !healthy[d.ID] {
+			not = append(not, d.ID)
+		}
+	}
+	if len(not) > 0 {
+		return fmt.Errorf("does not yet see %s as healthy", strings.Join(not, ", "))
 	}
 	return nil
 }

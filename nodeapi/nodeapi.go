@@ -47,6 +47,9 @@ const (
 	// management address only: never published, not on the WAN.
 	GatewayRecordPort = 8081
 	HealthPath        = "/healthz"
+	// GatewayStatusPath is where the gateway says which DCs it sees as
+	// healthy ([GatewayDC]).
+	GatewayStatusPath = "/api/status"
 	DataDir           = "/data"
 )
 
@@ -66,6 +69,14 @@ type Health struct {
 
 // LedgerOK is the Ledger value of a DC that can commit.
 const LedgerOK = "ok"
+
+// GatewayDC is one DC as the gateway sees it: the gateway sends users only
+// to the DCs it sees as healthy.
+type GatewayDC struct {
+	DC      string `json:"dc"`
+	City    string `json:"city"`
+	Healthy bool   `json:"healthy"`
+}
 
 var healthClient = &http.Client{
 	Timeout: 500 * time.Millisecond,
@@ -113,26 +124,38 @@ func FetchHealth(ctx context.Context, addr netip.Addr) (Health, error) {
 
 func fetchHealth(ctx context.Context, hostPort string) (Health, error) {
 	var h Health
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort+HealthPath, nil)
+	err := getJSON(ctx, "health", "http://"+hostPort+HealthPath, &h)
+	return h, err
+}
+
+// FetchGatewayView returns which DCs the gateway at ap sees as healthy.
+func FetchGatewayView(ctx context.Context, ap netip.AddrPort) ([]GatewayDC, error) {
+	var v []GatewayDC
+	err := getJSON(ctx, "gateway status", "http://"+ap.String()+GatewayStatusPath, &v)
+	return v, err
+}
+
+// getJSON decodes the JSON answer to a GET of url into out; what names the
+// endpoint in errors.
+func getJSON(ctx context.Context, what, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return h, err
+		return err
 	}
 	resp, err := healthClient.Do(req)
 	if err != nil {
-		return h, err
+		return err
 	}
 	defer resp.Body.Close()
-	// Read to the end, so that the connection serves the next check
-	// (they come ten times a second from the gateway).
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		return h, fmt.Errorf("health: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
+		return fmt.Errorf("%s: HTTP %d", what, resp.StatusCode)
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return h, fmt.Errorf("health: %w", err)
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return h, nil
+	return nil
 }

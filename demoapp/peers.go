@@ -5,7 +5,10 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // resolveEvery bounds how often a node looks up its peers' names: a
@@ -21,9 +24,11 @@ type peerNames struct {
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	now    func() time.Time
 
-	mu    sync.Mutex
-	at    time.Time             // of the last lookup
-	addrs map[netip.Addr]string // address → DC
+	// addrs maps address → DC as of the last lookup; a request from a
+	// known address reads it without waiting for anything.
+	addrs  atomic.Pointer[map[netip.Addr]string]
+	flight singleflight.Group // one lookup at a time
+	at     time.Time          // of the last lookup; only the flight touches it
 }
 
 func newPeerNames() *peerNames {
@@ -35,18 +40,29 @@ func newPeerNames() *peerNames {
 	}
 }
 
-// dcOf returns the DC among peers (but self) whose name resolves to a.
+// dcOf returns the DC among peers (but self) whose name resolves to a. An
+// unknown address makes the names be looked up again, at most once every
+// resolveEvery; requests from unknown addresses meanwhile share that one
+// lookup, and requests from known ones never wait for it.
 func (r *peerNames) dcOf(a netip.Addr, peers map[string]Peer, self string) (string, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if dc, ok := r.addrs[a]; ok {
-		return dc, true
+	if m := r.addrs.Load(); m != nil {
+		if dc, ok := (*m)[a]; ok {
+			return dc, true
+		}
 	}
-	if now := r.now(); r.addrs == nil || now.Sub(r.at) >= resolveEvery {
-		r.at = now
-		r.addrs = r.resolve(peers, self)
+	v, _, _ := r.flight.Do("resolve", func() (any, error) {
+		if now := r.now(); r.addrs.Load() == nil || now.Sub(r.at) >= resolveEvery {
+			r.at = now
+			m := r.resolve(peers, self)
+			r.addrs.Store(&m)
+		}
+		return r.addrs.Load(), nil
+	})
+	m, _ := v.(*map[netip.Addr]string)
+	if m == nil {
+		return "", false
 	}
-	dc, ok := r.addrs[a]
+	dc, ok := (*m)[a]
 	return dc, ok
 }
 

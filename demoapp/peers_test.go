@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,10 +58,13 @@ func TestPeerNames(t *testing.T) {
 		"a.svc": {netip.MustParseAddr("10.1.0.1")},
 		"b.svc": {netip.MustParseAddr("10.1.0.2")},
 	}
+	var mu sync.Mutex // the lookups run at once, one per name
 	lookups := 0
 	r := &peerNames{
 		now: func() time.Time { return now },
 		lookup: func(_ context.Context, host string) ([]netip.Addr, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			lookups++
 			if as, ok := addrs[host]; ok {
 				return as, nil
@@ -98,6 +102,57 @@ func TestPeerNames(t *testing.T) {
 		t.Fatalf("%d lookups, want 4", lookups)
 	}
 	check("10.1.0.2", "")
+}
+
+// TestPeerNamesKnownDoNotWait checks that while a stranger's request waits
+// for a slow lookup, requests from known peers are answered from what the
+// last lookup found.
+func TestPeerNamesKnownDoNotWait(t *testing.T) {
+	now := time.Unix(1000, 0)
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	slow := false
+	r := &peerNames{
+		now: func() time.Time { return now },
+		lookup: func(context.Context, string) ([]netip.Addr, error) {
+			if slow {
+				entered <- struct{}{}
+				<-release // past the lookup's own deadline, as a stuck resolver would
+			}
+			return []netip.Addr{netip.MustParseAddr("10.1.0.2")}, nil
+		},
+	}
+	peers := map[string]Peer{"a": {DC: "a", Host: "a.svc"}, "b": {DC: "b", Host: "b.svc"}}
+	if dc, _ := r.dcOf(netip.MustParseAddr("10.1.0.2"), peers, "a"); dc != "b" {
+		t.Fatalf("dcOf(b's address) = %q, want b", dc)
+	}
+	slow, now = true, now.Add(resolveEvery)
+	stranger := make(chan string)
+	go func() {
+		dc, _ := r.dcOf(netip.MustParseAddr("10.9.9.9"), peers, "a")
+		stranger <- dc
+	}()
+	<-entered
+	// The stranger's lookup is held until b's request is answered: if b
+	// waited for it, neither would return.
+	known := make(chan string)
+	go func() {
+		dc, _ := r.dcOf(netip.MustParseAddr("10.1.0.2"), peers, "a")
+		known <- dc
+	}()
+	select {
+	case dc := <-known:
+		if dc != "b" {
+			t.Errorf("dcOf(b's address) during a lookup = %q, want b", dc)
+		}
+	case dc := <-stranger:
+		t.Fatalf("the stranger's request returned %q before its lookup was released", dc)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a request from a known peer waited for a stranger's lookup")
+	}
+	close(release)
+	if dc := <-stranger; dc != "" {
+		t.Errorf("dcOf(stranger) = %q, want none", dc)
+	}
 }
 
 // TestLedgerByName runs a real one-member ledger that goes by a host name

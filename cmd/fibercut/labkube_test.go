@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
+	"github.com/fibercut/fibercut/lab/labtest"
 	"github.com/fibercut/fibercut/nodeapi"
 )
 
@@ -150,17 +151,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 		var hl nodeapi.Health
 		return json.NewDecoder(resp.Body).Decode(&hl) == nil && hl.Ledger == nodeapi.LedgerOK
 	}
-	until := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("after two minutes, still not %s", what)
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
-	}
-	until("a healthy ledger everywhere", func() bool {
+	labtest.Eventually(t, 2*time.Minute, "a healthy ledger everywhere", func() bool {
 		return ledgerOK("hz-a") && ledgerOK("hz-b") && ledgerOK("sh-a") && ledgerOK("sh-b") && ledgerOK("sz-a")
 	})
 
@@ -171,7 +162,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err != nil || !strings.Contains(out, "isolate city hangzhou") {
 		t.Errorf("fault list: %v\n%s", err, out)
 	}
-	until("hangzhou cut off and the rest healthy", func() bool {
+	labtest.Eventually(t, 2*time.Minute, "hangzhou cut off and the rest healthy", func() bool {
 		return !ledgerOK("hz-a") && !ledgerOK("hz-b") && ledgerOK("sh-a") && ledgerOK("sh-b") && ledgerOK("sz-a")
 	})
 	if _, err := fibercut(append([]string{"fault", "delay", "20ms", "--dc", "sz-a", "--for", "10s"}, k...)...); err == nil || !strings.Contains(err.Error(), "not on kubernetes yet") {
@@ -180,7 +171,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	if out, err := fibercut(append([]string{"fault", "heal", "--all"}, k...)...); err != nil || !strings.Contains(out, "hz-a, hz-b") {
 		t.Errorf("fault heal --all: %v\n%s", err, out)
 	}
-	until("hangzhou back", func() bool { return ledgerOK("hz-a") && ledgerOK("hz-b") })
+	labtest.Eventually(t, 2*time.Minute, "hangzhou back", func() bool { return ledgerOK("hz-a") && ledgerOK("hz-b") })
 
 	// A power-off left to its watchdog: this command returns at once, and
 	// the DC comes back on time with nobody healing it.
@@ -191,7 +182,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	if out, _ := fibercut(append([]string{"lab", "status"}, k...)...); !strings.Contains(out, "sz-a  shenzhen  0 ") {
 		t.Errorf("sz-a is not scaled to 0 after the power-off:\n%s", out)
 	}
-	until("sz-a powered on by its watchdog", func() bool {
+	labtest.Eventually(t, 2*time.Minute, "sz-a powered on by its watchdog", func() bool {
 		out, err := fibercut(append([]string{"lab", "status"}, k...)...)
 		return err == nil && strings.Contains(out, "sz-a  shenzhen  1 ")
 	})

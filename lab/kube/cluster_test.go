@@ -16,19 +16,8 @@ import (
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
+	"github.com/fibercut/fibercut/lab/labtest"
 )
-
-// waitFor polls cond every 250 ms until it holds, failing after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after a minute, still not %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
 
 func podOf(cs kubernetes.Interface, ns, dc string) (*corev1.Pod, bool) {
 	p, err := cs.CoreV1().Pods(ns).Get(context.Background(), dc+"-0", metav1.GetOptions{})
@@ -85,7 +74,7 @@ func TestLabOnARealAPIServer(t *testing.T) {
 	// The StatefulSet controller makes each DC's pod, as the template
 	// says, and its data volume.
 	for _, dc := range ids {
-		waitFor(t, "pod "+dc+"-0 made", func() bool { _, ok := podOf(cs, ns, dc); return ok })
+		labtest.Eventually(t, time.Minute, "pod "+dc+"-0 made", func() bool { _, ok := podOf(cs, ns, dc); return ok })
 		p, _ := podOf(cs, ns, dc)
 		if p.Labels[lab.LabelLab] != "kt" || p.Labels[lab.LabelDC] != dc || p.Spec.Affinity.NodeAffinity == nil {
 			t.Errorf("pod %s: labels %v, affinity %+v", p.Name, p.Labels, p.Spec.Affinity)
@@ -115,7 +104,7 @@ func TestLabOnARealAPIServer(t *testing.T) {
 	if err := c.Scale(ctx, "hz-a", 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "hz-a-0 made again", func() bool { _, ok := podOf(cs, ns, "hz-a"); return ok })
+	labtest.Eventually(t, time.Minute, "hz-a-0 made again", func() bool { _, ok := podOf(cs, ns, "hz-a"); return ok })
 	if err := c.Scale(ctx, "hz-a", 2); err == nil {
 		t.Error("a DC scaled to 2 replicas")
 	}
@@ -143,7 +132,7 @@ func TestLabOnARealAPIServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "refuses StatefulSet") {
 		t.Errorf("Apply with a bad storage class = %v, want the API server's refusal", err)
 	}
-	waitFor(t, "namespace fibercut-bad gone", func() bool {
+	labtest.Eventually(t, time.Minute, "namespace fibercut-bad gone", func() bool {
 		_, err := cs.CoreV1().Namespaces().Get(ctx, kube.Namespace("bad"), metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
+	"github.com/fibercut/fibercut/lab/labtest"
 	"github.com/fibercut/fibercut/nodeapi"
 )
 
@@ -154,7 +155,7 @@ func TestLabOnHarness(t *testing.T) {
 	}
 
 	var gw kube.Gateway
-	kubeWait(t, "the gateway ready", func() bool { gw, _ = c.Gateway(ctx); return gw.Ready && gw.IP != "" })
+	labtest.Eventually(t, 2*time.Minute, "the gateway ready", func() bool { gw, _ = c.Gateway(ctx); return gw.Ready && gw.IP != "" })
 	api := &gatewayAPI{t: t, base: "http://" + gw.IP + ":8080", c: http.Client{Timeout: 10 * time.Second}}
 	var users []demoapp.Account
 	for range 6 {
@@ -256,17 +257,5 @@ func matrix(t *testing.T, ctx context.Context, c *kube.Cluster, want func(from, 
 		if w := want(p.From, p.To); p.Reach != w {
 			t.Errorf("%s → %s: %s, want %s (%s)", p.From, p.To, p.Reach, w, p.Err)
 		}
-	}
-}
-
-// kubeWait polls cond every 250 ms for up to two minutes.
-func kubeWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after two minutes, still not %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }

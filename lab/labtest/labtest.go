@@ -29,7 +29,9 @@ import (
 // from a skip into a failure.
 const EnvRequireDocker = "FIBERCUT_REQUIRE_DOCKER"
 
-func skipOrFail(t testing.TB, format string, args ...any) {
+// SkipOrFail skips the test, or fails it when FIBERCUT_REQUIRE_DOCKER=1:
+// for what a test needs and this machine may lack.
+func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv(EnvRequireDocker) == "1" {
 		t.Fatalf(format+" ("+EnvRequireDocker+"=1)", args...)
@@ -42,11 +44,11 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 func RequireDocker(t testing.TB) *client.Client {
 	t.Helper()
 	if testing.Short() {
-		skipOrFail(t, "docker test skipped in -short mode")
+		SkipOrFail(t, "docker test skipped in -short mode")
 	}
 	cli, err := lab.Connect(context.Background())
 	if err != nil {
-		skipOrFail(t, "docker required: %v", err)
+		SkipOrFail(t, "docker required: %v", err)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
@@ -58,7 +60,7 @@ func RequireCommand(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		skipOrFail(t, "%s required: %v", name, err)
+		SkipOrFail(t, "%s required: %v", name, err)
 	}
 	return p
 }
@@ -68,7 +70,7 @@ func RequireCommand(t testing.TB, name string) string {
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "root required")
+		SkipOrFail(t, "root required")
 	}
 }
 
@@ -158,4 +160,17 @@ func UpWith(t testing.TB, cli client.APIClient, topo string, opts lab.UpOptions)
 		t.Fatalf("lab up %s: %v", name, err)
 	}
 	return l
+}
+
+// Eventually polls cond every 250 ms until it holds, failing the test once
+// within has passed with what it was waiting for.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, still not %s", within, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fibercut/fibercut/lab/labtest"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -34,13 +35,13 @@ const StorageClass = "fibercut-local"
 func StartHarness(t testing.TB) *Harness {
 	t.Helper()
 	if testing.Short() {
-		skipOrFail(t, "kubetest: harness skipped in -short mode")
+		labtest.SkipOrFail(t, "kubetest: harness skipped in -short mode")
 	}
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "kubetest: the harness needs root")
+		labtest.SkipOrFail(t, "kubetest: the harness needs root")
 	}
 	if _, err := os.Stat("/run/netns/fck-fabric"); err == nil {
-		skipOrFail(t, "kubetest: a labs/kube/cluster is up on this machine already; `labs/kube/cluster down` it first")
+		labtest.SkipOrFail(t, "kubetest: a labs/kube/cluster is up on this machine already; `labs/kube/cluster down` it first")
 	}
 	tools, err := toolsModule()
 	if err != nil {

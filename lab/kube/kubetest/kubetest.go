@@ -36,6 +36,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fibercut/fibercut/lab/labtest"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"k8s.io/client-go/kubernetes"
@@ -48,17 +49,6 @@ const Version = "v1.34.4"
 
 // EnvBin names a directory holding the binaries already built.
 const EnvBin = "FIBERCUT_KUBE_BIN"
-
-// envRequire turns a skip into a failure.
-const envRequire = "FIBERCUT_REQUIRE_DOCKER"
-
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv(envRequire) == "1" {
-		t.Fatalf(format+" ("+envRequire+"=1)", args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
@@ -83,7 +73,7 @@ func Binaries(t testing.TB) string {
 	}
 	buildOnce.Do(func() { binDir, buildErr = build() })
 	if buildErr != nil {
-		skipOrFail(t, "kubetest: build Kubernetes %s: %v", Version, buildErr)
+		labtest.SkipOrFail(t, "kubetest: build Kubernetes %s: %v", Version, buildErr)
 	}
 	return binDir
 }
@@ -148,7 +138,7 @@ func toolsModule() (string, error) {
 func Start(t testing.TB) *ControlPlane {
 	t.Helper()
 	if testing.Short() {
-		skipOrFail(t, "kubetest: control plane skipped in -short mode")
+		labtest.SkipOrFail(t, "kubetest: control plane skipped in -short mode")
 	}
 	bin := Binaries(t)
 	dir := t.TempDir()

@@ -10,8 +10,8 @@ import (
 )
 
 // ErrNotOnKubernetes is returned for what faults cannot do on a
-// Kubernetes lab yet: pause, a delay by NFQUEUE (it needs a holder
-// process), and CPU weights.
+// Kubernetes lab yet: a delay by NFQUEUE (it needs a holder process) and
+// CPU weights.
 var ErrNotOnKubernetes = errors.New("not on kubernetes yet")
 
 // kubeBackend runs faults on a lab of a Kubernetes cluster whose DC pods
@@ -27,11 +27,12 @@ type kubeBackend struct {
 // NewKubeInjector returns an injector for a lab on Kubernetes, and the lab
 // as it is now. It applies cut, isolate, partition and loss in the pods'
 // network namespaces (the kernel ends them on time), and power-off (the
-// DC's StatefulSet scaled to 0, its pod killed) and bandwidth with a
-// watchdog that reaches the cluster through kubeconfig ("" for the default
-// loading rules) to end them on time. Pause and a delay by NFQUEUE fail
-// with ErrNotOnKubernetes before they change anything, and a heal does not
-// lower the CPU weight of the DCs catching up.
+// DC's StatefulSet scaled to 0, its pod killed), pause (the pod's freezer
+// cgroup frozen) and bandwidth with a watchdog that reaches the cluster
+// through kubeconfig ("" for the default loading rules) to end them on
+// time. A delay by NFQUEUE fails with ErrNotOnKubernetes before it changes
+// anything, and a heal does not lower the CPU weight of the DCs catching
+// up.
 func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, kubeconfig string, store *Store) (*Injector, error) {
 	b := &kubeBackend{c: c, pids: pids}
 	l, err := b.Inspect(ctx)
@@ -40,9 +41,6 @@ func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, 
 	}
 	in := NewInjectorFor(b, l, store)
 	in.arm = func(ctx context.Context, rec Record) (*Process, error) {
-		if rec.Spec.Kind == KindPause {
-			return nil, fmt.Errorf("faults: pause: %w", ErrNotOnKubernetes)
-		}
 		return spawnDetached(ctx, watchdogEnv, watchdogOrders{Store: store.Path(), Lab: l.Name, ID: rec.ID, Incarnation: rec.Lab,
 			Kube: &kubeOrders{Kubeconfig: kubeconfig}})
 	}
@@ -59,11 +57,30 @@ func (b *kubeBackend) PowerOff(ctx context.Context, d lab.DC) error { return b.c
 
 func (b *kubeBackend) PowerOn(ctx context.Context, d lab.DC) error { return b.c.PowerOn(ctx, d.ID) }
 
-func (b *kubeBackend) Pause(context.Context, lab.DC) error {
-	return fmt.Errorf("faults: pause: %w", ErrNotOnKubernetes)
+// Pause freezes the DC's pod by its freezer cgroup on this host, as
+// `docker pause` does a container's; the kubelet sees a running pod.
+func (b *kubeBackend) Pause(ctx context.Context, d lab.DC) error {
+	f, err := kube.PodFreezer(d.Pid, d.ContainerID)
+	if err != nil {
+		return fmt.Errorf("faults: pause dc %s: %w", d.ID, err)
+	}
+	if err := f.Set(ctx, true); err != nil {
+		return fmt.Errorf("faults: pause dc %s: %w", d.ID, err)
+	}
+	return nil
 }
 
-func (b *kubeBackend) Resume(context.Context, lab.DC) error { return nil }
+// Resume thaws every pod of the DC frozen on this host, found by its
+// processes rather than through the API server: a terminating one too
+// (the inventory no longer counts it, but it cannot die frozen), and with
+// the cluster unreachable. A DC that is not frozen, or gone, is left as it
+// is.
+func (b *kubeBackend) Resume(ctx context.Context, d lab.DC) error {
+	if _, err := kube.ThawHost(ctx, b.c.Name(), d.ID); err != nil {
+		return fmt.Errorf("faults: resume dc %s: %w", d.ID, err)
+	}
+	return nil
+}
 
 func (b *kubeBackend) Namespace(d lab.DC) (Namespace, error) { return openNS(d) }
 

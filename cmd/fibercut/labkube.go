@@ -223,7 +223,22 @@ func labStatusKube(ctx context.Context, out io.Writer, c *kube.Cluster, name str
 }
 
 func labDownKube(ctx context.Context, out io.Writer, c *kube.Cluster, name string) error {
+	// A pod paused by a fault cannot die until it is thawed: thaw what
+	// this host froze, or the namespace would never be gone.
+	thawed, err := kube.ThawHost(ctx, name, "")
+	if err != nil {
+		return fmt.Errorf("lab %q: thaw its paused DCs before removing it: %w", name, err)
+	}
+	if len(thawed) > 0 {
+		fmt.Fprintf(out, "lab %q: thawed %s, paused by a fault\n", name, strings.Join(thawed, ", "))
+	}
 	removed, err := c.Down(ctx)
+	if err == nil {
+		// The faults went with the pods; so do their records.
+		if store, serr := kubeStore(name); serr == nil {
+			err = store.Remove()
+		}
+	}
 	if len(removed) == 0 && err == nil {
 		fmt.Fprintf(out, "lab %q: nothing to remove\n", name)
 		return nil

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
 	"github.com/fibercut/fibercut/lab/labtest"
 	"github.com/fibercut/fibercut/nodeapi"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // fibercut runs the CLI in this process.
@@ -122,8 +124,8 @@ func TestLabOnKubernetesCmd(t *testing.T) {
 // five-node harness as a user would: hangzhou isolated from the command
 // line cannot be reached while the other cities answer with a healthy
 // ledger, the kinds not available on Kubernetes say so and change nothing,
-// the heal gives hangzhou back, a detached power-off ends on time by its
-// watchdog, and the ATEC and power-loss drills pass with nothing lost.
+// the heal gives hangzhou back, a detached power-off and a detached pause
+// end on time by their watchdogs, and the ATEC and power-loss drills pass with nothing lost.
 func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	h := kubetest.StartHarness(t)
 	t.Setenv("FIBERCUT_STATE_DIR", t.TempDir()) // the fault records: the test's own
@@ -187,6 +189,44 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 		return err == nil && strings.Contains(out, "sz-a  shenzhen  1 ")
 	})
 
+	// A pause left to its watchdog: the pod's freezer cgroup holds every
+	// process of sh-b, which stops answering, and thaws on time.
+	frozen := func(dc string) bool {
+		t.Helper()
+		cs, _, err := kube.Connect(h.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod, err := cs.CoreV1().Pods("fibercut-kf").Get(context.Background(), dc+"-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := kube.HostPIDs(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := kube.PodFreezer(pid, string(pod.UID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fr, err := f.Frozen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fr
+	}
+	out, err = fibercut(append([]string{"fault", "pause", "--dc", "sh-b", "--for", "20s", "--detach"}, k...)...)
+	if err != nil {
+		t.Fatalf("fault pause: %v\n%s", err, out)
+	}
+	if !frozen("sh-b") {
+		t.Error("sh-b's pod cgroup is not frozen after fault pause")
+	}
+	if ledgerOK("sh-b") {
+		t.Error("sh-b answers its health endpoint while paused")
+	}
+	labtest.Eventually(t, 2*time.Minute, "sh-b thawed by its watchdog and healthy", func() bool { return !frozen("sh-b") && ledgerOK("sh-b") })
+
 	// The drills of the demo and of a power loss, on Kubernetes, at half
 	// time. What is checked is what must hold on any machine: the drill
 	// runs to its verdict and the ledger passes every check with nothing
@@ -211,8 +251,19 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	if _, err := fibercut(append([]string{"drill", "run", "atec-2018", "--wan-latency", "off"}, k...)...); err == nil || !strings.Contains(err.Error(), "--wan-latency is for the docker backend") {
 		t.Errorf("drill run --backend kubernetes --wan-latency: %v", err)
 	}
-	if out, err := fibercut(append([]string{"lab", "down"}, k...)...); err != nil || !strings.Contains(out, "Namespace/fibercut-kf") {
-		t.Errorf("lab down: %v\n%s", err, out)
+	// A lab taken down with a DC paused: a frozen pod cannot die, so down
+	// thaws it first, and is over once the namespace is gone.
+	if out, err := fibercut(append([]string{"fault", "pause", "--dc", "sh-a", "--for", "10m", "--detach"}, k...)...); err != nil {
+		t.Fatalf("fault pause: %v\n%s", err, out)
+	}
+	if !frozen("sh-a") {
+		t.Error("sh-a's pod cgroup is not frozen after fault pause")
+	}
+	if out, err := fibercut(append([]string{"lab", "down"}, k...)...); err != nil || !strings.Contains(out, "thawed sh-a") || !strings.Contains(out, "Namespace/fibercut-kf") {
+		t.Errorf("lab down with sh-a paused: %v\n%s", err, out)
+	}
+	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err == nil || !strings.Contains(err.Error(), "no such lab") {
+		t.Errorf("fault list after lab down: %v\n%s", err, out)
 	}
 }
 

@@ -88,6 +88,9 @@ func NewCluster(cs kubernetes.Interface, name string) *Cluster {
 	return &Cluster{cs: cs, name: name, ns: Namespace(name)}
 }
 
+// Name is the lab's name.
+func (c *Cluster) Name() string { return c.name }
+
 // Apply creates the lab's objects, or brings existing ones back to what o
 // says, by server-side apply. It first checks that every existing object is
 // the lab's and that the API server accepts every object (a dry run), so a

@@ -206,16 +206,46 @@ func TestLabOnHarness(t *testing.T) {
 	}
 	matrix(t, ctx, c, func(string, string) lab.Reach { return lab.ReachOK })
 	waitLedger(t, c, h, 5)
-	for _, kind := range []string{"delay 20ms dc hz-a", "pause dc hz-a"} {
-		spec, err := faults.ParseSpec(kind)
+	spec, err = faults.ParseSpec("delay 20ms dc hz-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.For = 10 * time.Second
+	if _, err := in.Apply(ctx, spec); !errors.Is(err, faults.ErrNotOnKubernetes) {
+		t.Errorf("%s on kubernetes: %v, want ErrNotOnKubernetes", spec, err)
+	}
+
+	// A pause freezes the pod's cgroup: the inventory says paused, four
+	// members commit without it, and the heal thaws it.
+	spec, err = faults.ParseSpec("pause dc sz-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.For = 10 * time.Minute // healed below, long before
+	prec, err := in.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(dc string) string {
+		t.Helper()
+		l, err := c.Lab(ctx, kube.HostPIDs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		spec.For = 10 * time.Second
-		if _, err := in.Apply(ctx, spec); !errors.Is(err, faults.ErrNotOnKubernetes) {
-			t.Errorf("%s on kubernetes: %v, want ErrNotOnKubernetes", kind, err)
-		}
+		d, _ := l.DC(dc)
+		return d.State
 	}
+	if got := state("sz-a"); got != "paused" {
+		t.Errorf("sz-a is %q after a pause, want paused", got)
+	}
+	waitLedger(t, c, h, 4)
+	if err := in.Heal(ctx, prec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := state("sz-a"); got != "running" {
+		t.Errorf("sz-a is %q after the pause healed, want running", got)
+	}
+	waitLedger(t, c, h, 5)
 
 	before := dcs[0] // hz-a
 	if err := c.PowerOff(ctx, before.ID); err != nil {

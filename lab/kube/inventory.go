@@ -69,9 +69,9 @@ func inCgroup(path string, marks []string) bool {
 
 // Lab returns the lab as the faults and the reachability matrix work on it:
 // its topology (from its ConfigMap), and per DC its pod's address as the
-// WAN address, its state ("running", "exited", or lab.StateMissing when it
-// has no pod) and, when pids finds one, the process whose namespace is the
-// pod's. The WAN network's ID is the namespace's UID: it tells one
+// WAN address, its state ("running", "paused" when its freezer cgroup on
+// this host is frozen, "exited", or lab.StateMissing when it has no pod)
+// and, when pids finds one, the process whose namespace is the pod's. The WAN network's ID is the namespace's UID: it tells one
 // incarnation of the lab from the next. A pod has one interface, so there
 // is no management network: a DC's management address is its pod's too.
 func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
@@ -118,6 +118,13 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 			}
 			if d.Pid != 0 || pids == nil {
 				d.State = "running"
+			}
+			// pids finds processes on this host, whose freezer tells a
+			// paused pod (the API knows nothing of it).
+			if f, err := PodFreezer(d.Pid, string(p.UID)); d.Pid != 0 && err == nil {
+				if frozen, err := f.Frozen(); err == nil && frozen {
+					d.State = "paused"
+				}
 			}
 		}
 		l.DCs = append(l.DCs, d)

@@ -1,0 +1,238 @@
+package kube
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fibercut/fibercut/nodeapi"
+)
+
+// cgroupRoot is where this host mounts its cgroup hierarchies.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// Freezer is a pod's freezer cgroup on this host: freezing it stops every
+// process of the pod (its sandbox and its containers) where it stands, as
+// `docker pause` does a container's. Reading it needs nothing; changing it
+// needs root.
+type Freezer struct {
+	dir string // the pod's cgroup directory in the freezer hierarchy
+	v2  bool   // cgroup v2: cgroup.freeze, not freezer.state
+}
+
+// PodFreezer returns the freezer of the pod whose UID is uid, found from
+// pid, one of its processes on this host (as [HostPIDs] finds). It works
+// with cgroup v1's freezer controller and with cgroup v2, under the
+// cgroupfs and systemd drivers.
+func PodFreezer(pid int, uid string) (Freezer, error) {
+	if pid <= 0 || uid == "" {
+		return Freezer{}, fmt.Errorf("kube: freezer: no process of pod %q on this host", uid)
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return Freezer{}, fmt.Errorf("kube: freezer of pod %s: %w", uid, err)
+	}
+	defer f.Close()
+	var v1, v2 string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "ID:controllers:path"; cgroup v2's line is "0::path".
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case slices.Contains(strings.Split(parts[1], ","), "freezer"):
+			v1 = parts[2]
+		case parts[0] == "0" && parts[1] == "":
+			v2 = parts[2]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Freezer{}, fmt.Errorf("kube: freezer of pod %s: %w", uid, err)
+	}
+	pick := func(path, hierarchy, file string, v2 bool) (Freezer, error) {
+		pod, ok := podDir(path, uid)
+		if !ok {
+			return Freezer{}, fmt.Errorf("kube: freezer: process %d is in cgroup %s, not in pod %s's", pid, path, uid)
+		}
+		dir := filepath.Join(hierarchy, pod)
+		if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
+			return Freezer{}, fmt.Errorf("kube: freezer of pod %s: %w", uid, err)
+		}
+		return Freezer{dir: dir, v2: v2}, nil
+	}
+	switch {
+	case v1 != "":
+		return pick(v1, filepath.Join(cgroupRoot, "freezer"), "freezer.state", false)
+	case v2 != "":
+		return pick(v2, cgroupRoot, "cgroup.freeze", true)
+	}
+	return Freezer{}, fmt.Errorf("kube: freezer of pod %s: process %d is in no freezer cgroup (neither cgroup v1's freezer controller nor cgroup v2)", uid, pid)
+}
+
+// podDir cuts a cgroup path after the pod's own directory: "pod<UID>" with
+// the cgroupfs driver, "…-pod<UID with underscores>.slice" with systemd's.
+func podDir(path, uid string) (string, bool) {
+	marks := []string{"pod" + uid, "pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"}
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		if p == marks[0] || strings.HasSuffix(p, "-"+marks[1]) || p == marks[1] {
+			return strings.Join(parts[:i+1], "/"), true
+		}
+	}
+	return "", false
+}
+
+// Dir is the pod's cgroup directory.
+func (f Freezer) Dir() string { return f.dir }
+
+// Frozen tells whether the pod is frozen, or being frozen.
+func (f Freezer) Frozen() (bool, error) {
+	s, err := f.read()
+	if err != nil {
+		return false, err
+	}
+	return s != "THAWED" && s != "0", nil
+}
+
+func (f Freezer) read() (string, error) {
+	name := "freezer.state"
+	if f.v2 {
+		name = "cgroup.freeze"
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, name))
+	if err != nil {
+		return "", fmt.Errorf("kube: freezer: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Set freezes (frozen) or thaws the pod, and waits until the kernel says
+// it is done: every process stopped, or every one free to run again.
+func (f Freezer) Set(ctx context.Context, frozen bool) error {
+	name, value, done := "freezer.state", "THAWED", "THAWED"
+	if frozen {
+		value, done = "FROZEN", "FROZEN"
+	}
+	if f.v2 {
+		name, value, done = "cgroup.freeze", "0", "0"
+		if frozen {
+			value, done = "1", "1"
+		}
+	}
+	what := map[bool]string{true: "freeze", false: "thaw"}[frozen]
+	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(value), 0); err != nil {
+		return fmt.Errorf("kube: %s pod cgroup %s: %w", what, f.dir, err)
+	}
+	for {
+		s, err := f.read()
+		if err != nil {
+			return err
+		}
+		if s == done && (!f.v2 || !frozen || f.v2Frozen()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube: %s pod cgroup %s: still %s: %w", what, f.dir, s, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+		// cgroup v1 stays FREEZING while a process resists; writing
+		// FROZEN again retries it.
+		if frozen && !f.v2 {
+			if err := os.WriteFile(filepath.Join(f.dir, name), []byte(value), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("kube: %s pod cgroup %s: %w", what, f.dir, err)
+			}
+		}
+	}
+}
+
+// v2Frozen reads cgroup v2's cgroup.events: "frozen 1" once every process
+// has stopped (cgroup.freeze only says what was asked).
+func (f Freezer) v2Frozen() bool {
+	b, err := os.ReadFile(filepath.Join(f.dir, "cgroup.events"))
+	return err == nil && strings.Contains(string(b), "frozen 1")
+}
+
+// ThawHost thaws every pod frozen on this host whose processes are the
+// node of lab's DC dc (every DC when dc is ""), as their environment says
+// ([nodeapi.EnvLab], [nodeapi.EnvDC]). It needs no API server: a pause
+// ends even when the cluster is unreachable or the pod is being deleted
+// (a frozen pod cannot die, so a lab deleted with one would never be
+// gone). It returns the DCs it thawed.
+func ThawHost(ctx context.Context, labName, dc string) ([]string, error) {
+	hierarchy, v2 := filepath.Join(cgroupRoot, "freezer"), false
+	if _, err := os.Stat(hierarchy); err != nil {
+		hierarchy, v2 = cgroupRoot, true
+	}
+	var thawed []string
+	var errs []error
+	err := filepath.WalkDir(hierarchy, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || !e.IsDir() || !isPodDir(e.Name()) {
+			return nil // a cgroup that went while we walked, or not a pod's
+		}
+		f := Freezer{dir: path, v2: v2}
+		if frozen, err := f.Frozen(); err != nil || !frozen {
+			return fs.SkipDir
+		}
+		id, ok := nodeOf(path, labName)
+		if !ok || (dc != "" && id != dc) {
+			return fs.SkipDir
+		}
+		if err := f.Set(ctx, false); err != nil {
+			errs = append(errs, fmt.Errorf("kube: thaw dc %s: %w", id, err))
+		} else {
+			thawed = append(thawed, id)
+		}
+		return fs.SkipDir
+	})
+	slices.Sort(thawed)
+	return slices.Compact(thawed), errors.Join(append(errs, err)...)
+}
+
+// isPodDir tells a pod's cgroup directory by its name, under the cgroupfs
+// driver ("pod<UID>") and systemd's ("…-pod<UID>.slice").
+func isPodDir(name string) bool {
+	return strings.HasPrefix(name, "pod") || (strings.Contains(name, "-pod") && strings.HasSuffix(name, ".slice"))
+}
+
+// nodeOf returns the DC whose node of lab runs in the cgroup tree at dir,
+// by the environment of its processes.
+func nodeOf(dir, labName string) (string, bool) {
+	var dc string
+	filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || dc != "" || e.IsDir() || e.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(b)) {
+			env, err := os.ReadFile("/proc/" + f + "/environ")
+			if err != nil {
+				continue
+			}
+			vars := strings.Split(string(env), "\x00")
+			if slices.Contains(vars, nodeapi.EnvLab+"="+labName) {
+				for _, v := range vars {
+					if id, ok := strings.CutPrefix(v, nodeapi.EnvDC+"="); ok {
+						dc = id
+						return fs.SkipAll
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return dc, dc != ""
+}

@@ -67,6 +67,9 @@ func StartHarness(t testing.TB) *Harness {
 		if _, err := os.Stat(h.state); !os.IsNotExist(err) {
 			t.Errorf("labs/kube/cluster down left %s (%v)", h.state, err)
 		}
+		if left, _ := filepath.Glob("/sys/fs/cgroup/*/fck-n*"); len(left) > 0 {
+			t.Errorf("labs/kube/cluster down left the nodes' cgroups %v (a frozen process in them?)", left)
+		}
 	})
 	if out, err := h.run("up"); err != nil {
 		t.Fatalf("labs/kube/cluster up: %v\n%s\n%s", err, out, h.logs())

@@ -10,8 +10,7 @@ import (
 )
 
 // ErrNotOnKubernetes is returned for what faults cannot do on a
-// Kubernetes lab yet: a delay by NFQUEUE (it needs a holder process) and
-// CPU weights.
+// Kubernetes lab yet: set CPU weights (a catch-up's).
 var ErrNotOnKubernetes = errors.New("not on kubernetes yet")
 
 // kubeBackend runs faults on a lab of a Kubernetes cluster whose DC pods
@@ -26,13 +25,12 @@ type kubeBackend struct {
 
 // NewKubeInjector returns an injector for a lab on Kubernetes, and the lab
 // as it is now. It applies cut, isolate, partition and loss in the pods'
-// network namespaces (the kernel ends them on time), and power-off (the
-// DC's StatefulSet scaled to 0, its pod killed), pause (the pod's freezer
+// network namespaces (the kernel ends them on time), a delay by NFQUEUE
+// with its holder process on this host, and power-off (the DC's
+// StatefulSet scaled to 0, its pod killed), pause (the pod's freezer
 // cgroup frozen) and bandwidth with a watchdog that reaches the cluster
 // through kubeconfig ("" for the default loading rules) to end them on
-// time. A delay by NFQUEUE fails with ErrNotOnKubernetes before it changes
-// anything, and a heal does not lower the CPU weight of the DCs catching
-// up.
+// time. A heal does not lower the CPU weight of the DCs catching up.
 func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, kubeconfig string, store *Store) (*Injector, error) {
 	b := &kubeBackend{c: c, pids: pids}
 	l, err := b.Inspect(ctx)
@@ -43,9 +41,6 @@ func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, 
 	in.arm = func(ctx context.Context, rec Record) (*Process, error) {
 		return spawnDetached(ctx, watchdogEnv, watchdogOrders{Store: store.Path(), Lab: l.Name, ID: rec.ID, Incarnation: rec.Lab,
 			Kube: &kubeOrders{Kubeconfig: kubeconfig}})
-	}
-	in.hold = func(context.Context, Record, map[string]int) (*Process, error) {
-		return nil, fmt.Errorf("faults: %w: a delay by NFQUEUE needs a holder process", ErrNotOnKubernetes)
 	}
 	in.keep = nil
 	return in, nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -206,14 +205,39 @@ func TestLabOnHarness(t *testing.T) {
 	}
 	matrix(t, ctx, c, func(string, string) lab.Reach { return lab.ReachOK })
 	waitLedger(t, c, h, 5)
-	spec, err = faults.ParseSpec("delay 20ms dc hz-a")
+	// A delay by NFQUEUE: its holder, on this host, enters sz-a's pod
+	// namespace. A connect to sz-a takes at least the delay (less the
+	// 2 ms a holder may release a packet early); the heal ends the holder.
+	const delay = 50 * time.Millisecond
+	spec, err = faults.ParseSpec("delay 50ms dc sz-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec.For = 10 * time.Second
-	if _, err := in.Apply(ctx, spec); !errors.Is(err, faults.ErrNotOnKubernetes) {
-		t.Errorf("%s on kubernetes: %v, want ErrNotOnKubernetes", spec, err)
+	spec.For, spec.Engine = time.Minute, faults.EngineNFQueue
+	drec, err := in.Apply(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if drec.Holder == nil {
+		t.Fatalf("delay record %+v has no holder", drec)
+	}
+	l, err := c.Lab(ctx, kube.HostPIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := l.Matrix(ctx, lab.MatrixOptions{Tries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := m.Get("hz-a", "sz-a")
+	t.Logf("hz-a → sz-a with sz-a delayed by %s: %s", delay, p.RTT)
+	if p.Reach != lab.ReachOK || p.RTT < delay-2*time.Millisecond {
+		t.Errorf("hz-a → sz-a with sz-a delayed: %s in %s, want through in at least %s", p.Reach, p.RTT, delay)
+	}
+	if err := in.Heal(ctx, drec.ID); err != nil {
+		t.Fatal(err)
+	}
+	labtest.Eventually(t, time.Minute, "the delay's holder gone after the heal", func() bool { return !drec.Holder.Alive() })
 
 	// A pause freezes the pod's cgroup: the inventory says paused, four
 	// members commit without it, and the heal thaws it.

@@ -18,6 +18,7 @@ import (
 	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/topology"
 )
 
@@ -393,6 +394,7 @@ func newLabMatrixCmd() *cobra.Command {
 		asJSON, rtt bool
 		tries       int
 		timeout     time.Duration
+		bf          backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "matrix",
@@ -405,14 +407,33 @@ connections to port 7100. A completed handshake counts as reached.
 A cell is ok when every try connected, cut when none did, lossy N/M when N of M
 did, and down when the source datacenter is not running (not probed). The
 matrix is information, not an expectation: it exits 0 whatever it shows.
-Entering the namespaces needs root (CAP_SYS_ADMIN).`,
+Entering the namespaces needs root (CAP_SYS_ADMIN).
+
+With --backend kubernetes it probes the lab's DC pods from their network
+namespaces on this host (labs/kube/cluster's nodes), and from this host.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cli, l, err := connectLab(cmd.Context(), name)
+			isKube, err := bf.kubernetes(cmd)
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
+			var l *lab.Lab
+			if isKube {
+				c, err := bf.connect(name)
+				if err != nil {
+					return err
+				}
+				if l, err = c.Lab(cmd.Context(), kube.HostPIDs); err != nil {
+					return err
+				}
+			} else {
+				cli, dl, err := connectLab(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				defer cli.Close()
+				l = dl
+			}
 			m, err := l.Matrix(cmd.Context(), lab.MatrixOptions{Tries: tries, Timeout: timeout})
 			if err != nil {
 				return err
@@ -433,6 +454,7 @@ Entering the namespaces needs root (CAP_SYS_ADMIN).`,
 	cmd.Flags().BoolVar(&rtt, "rtt", false, "show the median handshake round-trip time of each probe, and the topology's in parentheses")
 	cmd.Flags().IntVar(&tries, "tries", lab.DefaultMatrixTries, "connects per probe, one after the other (1-100)")
 	cmd.Flags().DurationVar(&timeout, "timeout", lab.DefaultMatrixTimeout, "timeout of each connect")
+	bf.add(cmd)
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
 	"github.com/fibercut/fibercut/lab/labtest"
@@ -166,6 +167,25 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	labtest.Eventually(t, 2*time.Minute, "hangzhou cut off and the rest healthy", func() bool {
 		return !ledgerOK("hz-a") && !ledgerOK("hz-b") && ledgerOK("sh-a") && ledgerOK("sh-b") && ledgerOK("sz-a")
 	})
+	// What lab matrix sees from inside the pods' namespaces: hangzhou
+	// reaches itself only.
+	out, err = fibercut(append([]string{"lab", "matrix", "--json", "--tries", "2"}, k...)...)
+	var m lab.Matrix
+	if err != nil || json.NewDecoder(strings.NewReader(out)).Decode(&m) != nil {
+		t.Fatalf("lab matrix: %v\n%s", err, out)
+	}
+	if len(m.Probes) != 20 {
+		t.Errorf("lab matrix probed %d pairs, want 20", len(m.Probes))
+	}
+	for _, p := range m.Probes {
+		want := lab.ReachOK
+		if (p.From[:2] == "hz") != (p.To[:2] == "hz") {
+			want = lab.ReachCut
+		}
+		if p.Reach != want {
+			t.Errorf("lab matrix: %s → %s %s, want %s", p.From, p.To, p.Reach, want)
+		}
+	}
 	// A delay by NFQUEUE, whose holder runs on this host, healed with the
 	// isolation.
 	if out, err := fibercut(append([]string{"fault", "delay", "20ms", "--dc", "sh-a", "--for", "2m", "--detach"}, k...)...); err != nil {

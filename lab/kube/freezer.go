@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,15 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fibercut/fibercut/nodeapi"
 )
-
-// cgroupRoot is where this host mounts its cgroup hierarchies.
-const cgroupRoot = "/sys/fs/cgroup"
 
 // Freezer is a pod's freezer cgroup on this host: freezing it stops every
 // process of the pod (its sandbox and its containers) where it stands, as
@@ -36,60 +31,48 @@ func PodFreezer(pid int, uid string) (Freezer, error) {
 	if pid <= 0 || uid == "" {
 		return Freezer{}, fmt.Errorf("kube: freezer: no process of pod %q on this host", uid)
 	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	paths, err := procCgroups(pid)
 	if err != nil {
-		return Freezer{}, fmt.Errorf("kube: freezer of pod %s: %w", uid, err)
+		return Freezer{}, cgroupError("freezer", uid, err)
 	}
-	defer f.Close()
-	var v1, v2 string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// "ID:controllers:path"; cgroup v2's line is "0::path".
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
+	f := Freezer{dir: filepath.Join(cgroupRoot, "freezer")}
+	path, ok := paths["freezer"]
+	if !ok {
+		if path, ok = paths[""]; !ok {
+			return Freezer{}, cgroupError("freezer", uid, fmt.Errorf("process %d is in no freezer cgroup (neither cgroup v1's freezer controller nor cgroup v2)", pid))
 		}
-		switch {
-		case slices.Contains(strings.Split(parts[1], ","), "freezer"):
-			v1 = parts[2]
-		case parts[0] == "0" && parts[1] == "":
-			v2 = parts[2]
-		}
+		f = Freezer{dir: cgroupRoot, v2: true}
 	}
-	if err := sc.Err(); err != nil {
-		return Freezer{}, fmt.Errorf("kube: freezer of pod %s: %w", uid, err)
+	pod, ok := podDir(path, uid)
+	if !ok {
+		return Freezer{}, fmt.Errorf("kube: freezer: process %d is in cgroup %s, not in pod %s's", pid, path, uid)
 	}
-	pick := func(path, hierarchy, file string, v2 bool) (Freezer, error) {
-		pod, ok := podDir(path, uid)
-		if !ok {
-			return Freezer{}, fmt.Errorf("kube: freezer: process %d is in cgroup %s, not in pod %s's", pid, path, uid)
-		}
-		dir := filepath.Join(hierarchy, pod)
-		if _, err := os.Stat(filepath.Join(dir, file)); err != nil {
-			return Freezer{}, fmt.Errorf("kube: freezer of pod %s: %w", uid, err)
-		}
-		return Freezer{dir: dir, v2: v2}, nil
+	f.dir = filepath.Join(f.dir, pod)
+	if _, err := os.Stat(filepath.Join(f.dir, f.file())); err != nil {
+		return Freezer{}, cgroupError("freezer", uid, err)
 	}
-	switch {
-	case v1 != "":
-		return pick(v1, filepath.Join(cgroupRoot, "freezer"), "freezer.state", false)
-	case v2 != "":
-		return pick(v2, cgroupRoot, "cgroup.freeze", true)
-	}
-	return Freezer{}, fmt.Errorf("kube: freezer of pod %s: process %d is in no freezer cgroup (neither cgroup v1's freezer controller nor cgroup v2)", uid, pid)
+	return f, nil
 }
 
-// podDir cuts a cgroup path after the pod's own directory: "pod<UID>" with
-// the cgroupfs driver, "…-pod<UID with underscores>.slice" with systemd's.
-func podDir(path, uid string) (string, bool) {
-	marks := []string{"pod" + uid, "pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"}
-	parts := strings.Split(path, "/")
-	for i, p := range parts {
-		if p == marks[0] || strings.HasSuffix(p, "-"+marks[1]) || p == marks[1] {
-			return strings.Join(parts[:i+1], "/"), true
-		}
+// file is the freezer's control file.
+func (f Freezer) file() string {
+	if f.v2 {
+		return "cgroup.freeze"
 	}
-	return "", false
+	return "freezer.state"
+}
+
+// state is what the control file says when the pod is frozen or thawed.
+func (f Freezer) state(frozen bool) string {
+	switch {
+	case f.v2 && frozen:
+		return "1"
+	case f.v2:
+		return "0"
+	case frozen:
+		return "FROZEN"
+	}
+	return "THAWED"
 }
 
 // Dir is the pod's cgroup directory.
@@ -101,15 +84,11 @@ func (f Freezer) Frozen() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return s != "THAWED" && s != "0", nil
+	return s != f.state(false), nil
 }
 
 func (f Freezer) read() (string, error) {
-	name := "freezer.state"
-	if f.v2 {
-		name = "cgroup.freeze"
-	}
-	b, err := os.ReadFile(filepath.Join(f.dir, name))
+	b, err := os.ReadFile(filepath.Join(f.dir, f.file()))
 	if err != nil {
 		return "", fmt.Errorf("kube: freezer: %w", err)
 	}
@@ -119,16 +98,7 @@ func (f Freezer) read() (string, error) {
 // Set freezes (frozen) or thaws the pod, and waits until the kernel says
 // it is done: every process stopped, or every one free to run again.
 func (f Freezer) Set(ctx context.Context, frozen bool) error {
-	name, value, done := "freezer.state", "THAWED", "THAWED"
-	if frozen {
-		value, done = "FROZEN", "FROZEN"
-	}
-	if f.v2 {
-		name, value, done = "cgroup.freeze", "0", "0"
-		if frozen {
-			value, done = "1", "1"
-		}
-	}
+	name, value := f.file(), f.state(frozen)
 	what := map[bool]string{true: "freeze", false: "thaw"}[frozen]
 	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(value), 0); err != nil {
 		return fmt.Errorf("kube: %s pod cgroup %s: %w", what, f.dir, err)
@@ -138,7 +108,7 @@ func (f Freezer) Set(ctx context.Context, frozen bool) error {
 		if err != nil {
 			return err
 		}
-		if s == done && (!f.v2 || !frozen || f.v2Frozen()) {
+		if s == value && (!f.v2 || !frozen || f.v2Frozen()) {
 			return nil
 		}
 		select {
@@ -197,12 +167,6 @@ func ThawHost(ctx context.Context, labName, dc string) ([]string, error) {
 	})
 	slices.Sort(thawed)
 	return slices.Compact(thawed), errors.Join(append(errs, err)...)
-}
-
-// isPodDir tells a pod's cgroup directory by its name, under the cgroupfs
-// driver ("pod<UID>") and systemd's ("…-pod<UID>.slice").
-func isPodDir(name string) bool {
-	return strings.HasPrefix(name, "pod") || (strings.Contains(name, "-pod") && strings.HasSuffix(name, ".slice"))
 }
 
 // nodeOf returns the DC whose node of lab runs in the cgroup tree at dir,

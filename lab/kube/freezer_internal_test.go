@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,13 +26,35 @@ func TestPodDir(t *testing.T) {
 		{"/kubepods/pod6a1f-2b", "/kubepods/pod6a1f-2b", true},
 		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6a1f_2b.slice/cri-containerd-0f9e.scope",
 			"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6a1f_2b.slice", true},
-		{"/kubepods/besteffort/pod6a1f-2bc/0f9e", "", false}, // another pod whose UID starts alike
+		{"/kubepods.slice/kubepods-pod6a1f_2b.slice/cri-containerd-0f9e.scope", "/kubepods.slice/kubepods-pod6a1f_2b.slice", true}, // guaranteed
+		{"/kubepods/besteffort/pod6a1f-2bc/0f9e", "", false},                                                                       // another pod whose UID starts alike
+		{"/kubepods.slice/kubepods-pod6a1f_2bc.slice", "", false},
 		{"/docker/0f9e", "", false},
 	} {
 		got, ok := podDir(c.path, uid)
 		if got != c.want || ok != c.ok {
 			t.Errorf("podDir(%q) = %q, %v; want %q, %v", c.path, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// TestProcCgroups reads this process's cgroups: every hierarchy it is in
+// is named, and every path is absolute.
+func TestProcCgroups(t *testing.T) {
+	paths, err := procCgroups(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("procCgroups found no cgroup of this process")
+	}
+	for c, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			t.Errorf("cgroup of controller %q: %q, want an absolute path", c, p)
+		}
+	}
+	if _, err := procCgroups(-1); err == nil {
+		t.Error("procCgroups(-1) found cgroups of no process")
 	}
 }
 
@@ -84,6 +107,13 @@ func TestFreezerFreezesAndThaws(t *testing.T) {
 	if _, err := PodFreezer(sleep.Process.Pid, "another-pod"); err == nil {
 		t.Error("PodFreezer took the process for another pod's")
 	}
+	// The pod's processes are found on the host by its cgroup.
+	if pid, err := hostPID(uid); err != nil || pid != sleep.Process.Pid {
+		t.Errorf("hostPID(%s) = %d, %v; want %d, the process in the pod's cgroup", uid, pid, err, sleep.Process.Pid)
+	}
+	if pid, err := hostPID("another-pod"); err != nil || pid != 0 {
+		t.Errorf("hostPID(another-pod) = %d, %v; want 0: no process of it here", pid, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, want := range []bool{true, false, true, false} {
@@ -96,6 +126,9 @@ func TestFreezerFreezesAndThaws(t *testing.T) {
 		}
 		if got != want {
 			t.Fatalf("after Set(%v), Frozen() = %v", want, got)
+		}
+		if paused, err := HostPaused(uid); err != nil || paused != want {
+			t.Fatalf("after Set(%v), HostPaused = %v, %v", want, paused, err)
 		}
 		// Frozen or thawed, the process lives on.
 		if err := sleep.Process.Signal(syscall.Signal(0)); err != nil {

@@ -1,14 +1,9 @@
 package kube
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,62 +12,13 @@ import (
 	"github.com/fibercut/fibercut/topology"
 )
 
-// PIDFinder finds a process of a running pod on this host, whose
-// /proc/PID/ns/net is the pod's network namespace; 0 when the pod has none
-// here.
-type PIDFinder func(pod *corev1.Pod) (int, error)
-
-// HostPIDs finds a pod's processes on this host by their cgroup, which the
-// kubelet names after the pod's UID (pod<UID> with the cgroupfs driver,
-// pod<UID with underscores> with systemd's). It reads /proc, so it sees
-// the pods of the node it runs on: every pod on labs/kube/cluster, whose
-// nodes share this host. It needs root to enter what it finds.
-func HostPIDs(pod *corev1.Pod) (int, error) {
-	uid := string(pod.UID)
-	if uid == "" {
-		return 0, nil
-	}
-	marks := []string{"pod" + uid, "pod" + strings.ReplaceAll(uid, "-", "_")}
-	dirs, err := filepath.Glob("/proc/[0-9]*")
-	if err != nil {
-		return 0, err
-	}
-	best := 0
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil || (best != 0 && pid >= best) {
-			continue
-		}
-		if inCgroup(filepath.Join(d, "cgroup"), marks) {
-			best = pid
-		}
-	}
-	return best, nil
-}
-
-func inCgroup(path string, marks []string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		for _, m := range marks {
-			if strings.Contains(sc.Text(), "/"+m+"/") || strings.HasSuffix(sc.Text(), "/"+m) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // Lab returns the lab as the faults and the reachability matrix work on it:
 // its topology (from its ConfigMap), and per DC its pod's address as the
 // WAN address, its state ("running", "paused" when its freezer cgroup on
 // this host is frozen, "exited", or lab.StateMissing when it has no pod)
-// and, when pids finds one, the process whose namespace is the pod's. The WAN network's ID is the namespace's UID: it tells one
-// incarnation of the lab from the next. A pod has one interface, so there
+// and, when pids finds one, the process whose namespace is the pod's. The
+// WAN network's ID is the namespace's UID: it tells one incarnation of the
+// lab from the next. A pod has one interface, so there
 // is no management network: a DC's management address is its pod's too.
 func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
@@ -116,12 +62,16 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 					return nil, fmt.Errorf("kube: find the process of pod %s: %w", p.Name, err)
 				}
 			}
-			if d.Pid != 0 || pids == nil {
-				d.State = "running"
+			if d.Pid == 0 && pids != nil {
+				continue // not on this host: no namespace to enter
+			}
+			d.State = "running"
+			if d.Pid == 0 {
+				continue
 			}
 			// pids finds processes on this host, whose freezer tells a
 			// paused pod (the API knows nothing of it).
-			if f, err := PodFreezer(d.Pid, string(p.UID)); d.Pid != 0 && err == nil {
+			if f, err := PodFreezer(d.Pid, string(p.UID)); err == nil {
 				if frozen, err := f.Frozen(); err == nil && frozen {
 					d.State = "paused"
 				}

@@ -9,9 +9,15 @@ import (
 	"github.com/fibercut/fibercut/lab/kube"
 )
 
-// ErrNotOnKubernetes is returned for what faults cannot do on a
-// Kubernetes lab yet: set CPU weights (a catch-up's).
-var ErrNotOnKubernetes = errors.New("not on kubernetes yet")
+// ErrNotOnKubernetes is returned for what faults do not do on a
+// Kubernetes lab: set CPU weights (a catch-up's). The kubelet puts each
+// pod's cgroup under its node's own, so a pod's cpu.shares weighs it only
+// against the pods of its node, and each DC has a node of its own when
+// there are enough (anti-affinity): a DC catching up there takes no cycles
+// from the serving ones, and a lower weight would change nothing. (On
+// labs/kube/cluster the five nodes share this host's cores, but each has
+// its own cgroup root, which is the harness's, not fibercut's.)
+var ErrNotOnKubernetes = errors.New("not on kubernetes")
 
 // kubeBackend runs faults on a lab of a Kubernetes cluster whose DC pods
 // run on this host, entering their network namespaces through the
@@ -30,7 +36,8 @@ type kubeBackend struct {
 // StatefulSet scaled to 0, its pod killed), pause (the pod's freezer
 // cgroup frozen) and bandwidth with a watchdog that reaches the cluster
 // through kubeconfig ("" for the default loading rules) to end them on
-// time. A heal does not lower the CPU weight of the DCs catching up.
+// time. A heal does not lower the CPU weight of the DCs catching up
+// ([ErrNotOnKubernetes] says why).
 func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, kubeconfig string, store *Store) (*Injector, error) {
 	b := &kubeBackend{c: c, pids: pids}
 	l, err := b.Inspect(ctx)

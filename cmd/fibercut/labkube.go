@@ -164,7 +164,7 @@ func labUpKube(ctx context.Context, out io.Writer, c *kube.Cluster, o *kube.Obje
 
 func kubeReady(dcs []kube.DC) bool {
 	for _, d := range dcs {
-		if !d.Ready {
+		if !d.Ready || d.Paused {
 			return false
 		}
 	}
@@ -175,7 +175,10 @@ func kubeReady(dcs []kube.DC) bool {
 func notReady(dcs []kube.DC, gateway bool) string {
 	var s []string
 	for _, d := range dcs {
-		if !d.Ready {
+		switch {
+		case d.Paused:
+			s = append(s, d.ID+" (paused)")
+		case !d.Ready:
 			s = append(s, d.ID+" ("+cmpOr(d.Why, cmpOr(d.Phase, "no pod"))+")")
 		}
 	}
@@ -196,8 +199,12 @@ func printKubeTable(out io.Writer, dcs []kube.DC) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "DC\tCITY\tREPLICAS\tPOD\tPHASE\tREADY\tNODE\tIP\tWHY")
 	for _, d := range dcs {
+		why := d.Why
+		if d.Paused {
+			why = "paused by a fault: its cgroup is frozen on this host"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%v\t%s\t%s\t%s\n", d.ID, d.City, d.Replicas,
-			cmpOr(d.Pod, "-"), cmpOr(d.Phase, "-"), d.Ready, cmpOr(d.Node, "-"), cmpOr(d.IP, "-"), d.Why)
+			cmpOr(d.Pod, "-"), cmpOr(d.Phase, "-"), d.Ready, cmpOr(d.Node, "-"), cmpOr(d.IP, "-"), why)
 	}
 	tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -228,15 +229,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pid, err := kube.HostPIDs(pod)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := kube.PodFreezer(pid, string(pod.UID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		fr, err := f.Frozen()
+		fr, err := kube.HostPaused(string(pod.UID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,6 +278,13 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	}
 	if !frozen("sh-a") {
 		t.Error("sh-a's pod cgroup is not frozen after fault pause")
+	}
+	// The API server knows nothing of a pause; lab status tells it from
+	// this host, and says the lab is not healthy.
+	out, err = fibercut(append([]string{"lab", "status"}, k...)...)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "sh-a (paused)") || !regexp.MustCompile(`(?m)^sh-a .*paused by a fault`).MatchString(out) {
+		t.Errorf("lab status with sh-a paused: %v; want exit 1 naming it paused\n%s", err, out)
 	}
 	if out, err := fibercut(append([]string{"lab", "down"}, k...)...); err != nil || !strings.Contains(out, "thawed sh-a") || !strings.Contains(out, "Namespace/fibercut-kf") {
 		t.Errorf("lab down with sh-a paused: %v\n%s", err, out)

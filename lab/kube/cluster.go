@@ -290,6 +290,7 @@ type DC struct {
 	City     string `json:"city"`
 	Replicas int32  `json:"replicas"` // 0: powered off
 	Pod      string `json:"pod,omitempty"`
+	UID      string `json:"uid,omitempty"`   // the pod's
 	Phase    string `json:"phase,omitempty"` // the pod's; "" when there is none
 	Ready    bool   `json:"ready"`
 	IP       string `json:"ip,omitempty"`
@@ -297,10 +298,14 @@ type DC struct {
 	// Why says why a pod that should run does not: the scheduler's or
 	// the kubelet's reason, "" when it runs or there is none.
 	Why string `json:"why,omitempty"`
+	// Paused is set when the pod's processes are on this host and frozen
+	// (a pause fault's doing, which the API server knows nothing of).
+	Paused bool `json:"paused,omitempty"`
 }
 
 // Inspect returns the lab's DCs in the order of their StatefulSets' names,
-// with lab.ErrNoLab if the lab has no namespace.
+// with lab.ErrNoLab if the lab has no namespace. It tells a paused DC where
+// its pod runs on this host ([HostPaused]).
 func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("kube: %w %q on this cluster (no namespace %s)", lab.ErrNoLab, c.name, c.ns)
@@ -323,7 +328,7 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 			if p.Labels[lab.LabelDC] != d.ID || p.DeletionTimestamp != nil {
 				continue
 			}
-			d.Pod, d.Phase, d.IP, d.Node = p.Name, string(p.Status.Phase), p.Status.PodIP, p.Spec.NodeName
+			d.Pod, d.UID, d.Phase, d.IP, d.Node = p.Name, string(p.UID), string(p.Status.Phase), p.Status.PodIP, p.Spec.NodeName
 			for _, cond := range p.Status.Conditions {
 				switch {
 				case cond.Type == corev1.PodReady:
@@ -336,6 +341,9 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 				if w := cs.State.Waiting; w != nil && d.Why == "" {
 					d.Why = strings.TrimSpace(w.Reason + ": " + w.Message)
 				}
+			}
+			if p.Status.Phase == corev1.PodRunning {
+				d.Paused, _ = HostPaused(d.UID) // unreadable here: not known paused
 			}
 		}
 		out = append(out, d)

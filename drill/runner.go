@@ -72,7 +72,7 @@ type Options struct {
 	// Env, when not nil, is where the drill runs instead of a lab on the
 	// Docker engine (a Kubernetes cluster: [KubeEnv]); the Docker client
 	// given to [Start] or [Run] is then not used and may be nil, and the
-	// options Binary, NodeEnv, GatewayEnv and WANLatency do not apply.
+	// options Binary, NodeEnv and GatewayEnv do not apply.
 	Env Env
 	// NoLoad runs no load: only the hall's transfers (the gateway's
 	// audience record) are checked, and no recovery time is measured.

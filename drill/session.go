@@ -107,10 +107,8 @@ func Start(ctx context.Context, cli client.APIClient, sc *Scenario, opts Options
 			r.event(Event{Kind: EventNote, Message: "healed first (--heal-first): " + strings.Join(rep.Lines(), "; ")})
 		}
 	}
-	if opts.Env == nil {
-		if r.wan, err = faults.SetWAN(ctx, l, store, opts.WANLatency); err != nil {
-			return nil, fmt.Errorf("drill: %w", err)
-		}
+	if r.wan, err = r.in.SetWAN(ctx, opts.WANLatency); err != nil {
+		return nil, fmt.Errorf("drill: %w", err)
 	}
 	if !r.wan.Held() {
 		r.wan = nil // off, or its holder is gone: the links run undelayed

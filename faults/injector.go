@@ -51,6 +51,9 @@ type Injector struct {
 	hold func(ctx context.Context, rec Record, dcs map[string]int) (*Process, error)
 	// keep starts the keeper of a catch-up at a low CPU weight.
 	keep func(ctx context.Context, c CatchUp) (*Process, error)
+	// kube says where the cluster of a lab on Kubernetes is, for the
+	// processes the injector starts; nil on Docker.
+	kube *kubeOrders
 
 	mu  sync.Mutex
 	lab *lab.Lab

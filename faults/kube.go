@@ -36,8 +36,9 @@ type kubeBackend struct {
 // StatefulSet scaled to 0, its pod killed), pause (the pod's freezer
 // cgroup frozen) and bandwidth with a watchdog that reaches the cluster
 // through kubeconfig ("" for the default loading rules) to end them on
-// time. A heal does not lower the CPU weight of the DCs catching up
-// ([ErrNotOnKubernetes] says why).
+// time. Its [Injector.SetWAN] holds the baseline WAN latency from this
+// host, following the pods as they restart. A heal does not lower the CPU
+// weight of the DCs catching up ([ErrNotOnKubernetes] says why).
 func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, kubeconfig string, store *Store) (*Injector, error) {
 	b := &kubeBackend{c: c, pids: pids}
 	l, err := b.Inspect(ctx)
@@ -45,9 +46,9 @@ func NewKubeInjector(ctx context.Context, c *kube.Cluster, pids kube.PIDFinder, 
 		return nil, err
 	}
 	in := NewInjectorFor(b, l, store)
+	in.kube = &kubeOrders{Kubeconfig: kubeconfig}
 	in.arm = func(ctx context.Context, rec Record) (*Process, error) {
-		return spawnDetached(ctx, watchdogEnv, watchdogOrders{Store: store.Path(), Lab: l.Name, ID: rec.ID, Incarnation: rec.Lab,
-			Kube: &kubeOrders{Kubeconfig: kubeconfig}})
+		return spawnDetached(ctx, watchdogEnv, watchdogOrders{Store: store.Path(), Lab: l.Name, ID: rec.ID, Incarnation: rec.Lab, Kube: in.kube})
 	}
 	in.keep = nil
 	return in, nil

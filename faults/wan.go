@@ -26,7 +26,8 @@ package faults
 //
 // The holder keeps it up: when a DC's container starts again (a power
 // fault, a restart), it puts the chain in the new namespace and binds the
-// queue there; it ends when the lab goes, or the record of it does, and
+// queue there (on Kubernetes, where it enters the DC pods' namespaces from
+// this host as the faults do, it finds a new pod within wanResyncKube); it ends when the lab goes, or the record of it does, and
 // on SIGTERM it removes its chains. Killed, it fails open like any
 // holder: the links carry traffic at once, undelayed, until the next lab
 // up or drill run starts another.
@@ -55,6 +56,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/nfqueue"
 )
 
@@ -69,6 +71,9 @@ const (
 	// wanResync is how often the holder reads the lab from the engine,
 	// besides when the engine says a DC started or died.
 	wanResync = 10 * time.Second
+	// wanResyncKube is how often a holder of a lab on Kubernetes reads
+	// the lab: it has no engine's events to follow.
+	wanResyncKube = time.Second
 	// wanStop bounds how long a holder asked to end has to do so.
 	wanStop = 5 * time.Second
 )
@@ -92,6 +97,8 @@ type wanOrders struct {
 	Store       string `json:"store"`
 	Lab         string `json:"lab"`
 	Incarnation string `json:"incarnation"`
+	// Kube, when set, says the lab is on Kubernetes, not Docker.
+	Kube *kubeOrders `json:"kube,omitempty"`
 }
 
 func init() {
@@ -114,11 +121,17 @@ func LoadWAN(store *Store, l *lab.Lab) (*WAN, error) {
 	return st.WAN, nil
 }
 
-// StartWAN puts the topology's link latencies on the lab's WAN, both
-// directions of every link, and returns once every running DC's WAN
-// ingress is delayed. A live holder of this incarnation of the lab is kept; a dead
-// one is replaced. It needs root, to enter the DCs' namespaces.
+// StartWAN puts the topology's link latencies on the WAN of l, a lab of
+// the Docker engine, both directions of every link, and returns once every
+// running DC's WAN ingress is delayed. A live holder of this incarnation
+// of the lab is kept; a dead one is replaced. It needs root, to enter the
+// DCs' namespaces. [Injector.SetWAN] does it on any backend.
 func StartWAN(ctx context.Context, l *lab.Lab, store *Store) (*WAN, error) {
+	return startWAN(ctx, l, store, nil)
+}
+
+// startWAN is StartWAN on a lab on Docker (kube nil) or Kubernetes.
+func startWAN(ctx context.Context, l *lab.Lab, store *Store, kube *kubeOrders) (*WAN, error) {
 	var out *WAN
 	err := store.locked(func() error {
 		st, err := store.Load()
@@ -138,7 +151,7 @@ func StartWAN(ctx context.Context, l *lab.Lab, store *Store) (*WAN, error) {
 		if err := store.modify(func(st *State) error { st.WAN = w; return nil }); err != nil {
 			return err
 		}
-		p, err := spawnDetached(ctx, wanEnv, wanOrders{Store: store.Path(), Lab: l.Name, Incarnation: l.WAN.ID})
+		p, err := spawnDetached(ctx, wanEnv, wanOrders{Store: store.Path(), Lab: l.Name, Incarnation: l.WAN.ID, Kube: kube})
 		if err != nil {
 			store.modify(func(st *State) error { st.WAN = nil; return nil })
 			return fmt.Errorf("faults: baseline WAN latency (needs root; --wan-latency off runs the lab without it): %w", err)
@@ -150,13 +163,23 @@ func StartWAN(ctx context.Context, l *lab.Lab, store *Store) (*WAN, error) {
 	return out, err
 }
 
-// SetWAN puts the baseline WAN latency on the lab ("on"), takes it off
-// ("off") or leaves it as it is (""), and returns it: nil when off, and
-// for "" the record as it is (see [WAN.Held]).
+// SetWAN puts the baseline WAN latency on l, a lab of the Docker engine
+// ("on"), takes it off ("off") or leaves it as it is (""), and returns it:
+// nil when off, and for "" the record as it is (see [WAN.Held]).
 func SetWAN(ctx context.Context, l *lab.Lab, store *Store, mode string) (*WAN, error) {
+	return setWAN(ctx, l, store, mode, nil)
+}
+
+// SetWAN is [SetWAN] on the injector's lab, whatever its backend, with
+// its store.
+func (in *Injector) SetWAN(ctx context.Context, mode string) (*WAN, error) {
+	return setWAN(ctx, in.Lab(), in.store, mode, in.kube)
+}
+
+func setWAN(ctx context.Context, l *lab.Lab, store *Store, mode string, kube *kubeOrders) (*WAN, error) {
 	switch mode {
 	case "on":
-		return StartWAN(ctx, l, store)
+		return startWAN(ctx, l, store, kube)
 	case "off":
 		_, err := StopWAN(ctx, store, l)
 		return nil, err
@@ -321,13 +344,23 @@ func runWAN(v string) int {
 	report := os.NewFile(3, "armed")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
-	cli, err := lab.Connect(ctx)
-	if err != nil {
-		fmt.Fprintln(report, err)
-		return 1
+	h := &wanHolder{orders: o, arms: map[string]*wanArm{}}
+	if o.Kube != nil {
+		cs, _, err := kube.Connect(o.Kube.Kubeconfig)
+		if err != nil {
+			fmt.Fprintln(report, err)
+			return 1
+		}
+		h.backend = &kubeBackend{c: kube.NewCluster(cs, o.Lab), pids: kube.HostPIDs}
+	} else {
+		cli, err := lab.Connect(ctx)
+		if err != nil {
+			fmt.Fprintln(report, err)
+			return 1
+		}
+		defer cli.Close()
+		h.cli, h.backend = cli, NewDockerBackend(cli, o.Lab)
 	}
-	defer cli.Close()
-	h := &wanHolder{cli: cli, orders: o, arms: map[string]*wanArm{}}
 	defer h.close()
 	l, err := h.inspect(ctx)
 	if err == nil {
@@ -347,6 +380,10 @@ func runWAN(v string) int {
 
 // wanHolder delays the WAN ingress of the lab's running DCs.
 type wanHolder struct {
+	backend Backend
+	// cli is the Docker engine whose events say when a DC starts or
+	// dies; nil on Kubernetes, where the holder reads the lab every
+	// wanResyncKube.
 	cli    client.APIClient
 	orders wanOrders
 	arms   map[string]*wanArm // by DC
@@ -355,9 +392,12 @@ type wanHolder struct {
 // wanArm is the holder's hold on one DC: its queue, bound in the
 // namespace of one container process.
 type wanArm struct {
-	pid    int
-	ns     string // the namespace's identity (device and inode)
-	wanIP  netip.Addr
+	pid   int
+	ns    string // the namespace's identity (device and inode)
+	wanIP netip.Addr
+	// peers is what the arm's rules were made of: the peers' addresses
+	// by latency. On Kubernetes a pod's address changes as it restarts.
+	peers  string
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -366,7 +406,7 @@ type wanArm struct {
 var errLabGone = errors.New("faults: the lab is gone")
 
 func (h *wanHolder) inspect(ctx context.Context) (*lab.Lab, error) {
-	l, err := lab.Inspect(ctx, h.cli, h.orders.Lab)
+	l, err := h.backend.Inspect(ctx)
 	if errors.Is(err, lab.ErrNoLab) || (err == nil && l.WAN.ID != h.orders.Incarnation) {
 		return nil, errLabGone
 	}
@@ -382,6 +422,18 @@ func (h *wanHolder) run(ctx context.Context) {
 		defer cancel()
 		h.waitRecord(ctx)
 	}()
+	if h.cli == nil {
+		t := time.NewTicker(wanResyncKube)
+		defer t.Stop()
+		for !h.resync(ctx) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		return
+	}
 	for ctx.Err() == nil {
 		evs, errs := h.cli.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
 			filters.Arg("type", string(events.ContainerEventType)),
@@ -452,13 +504,14 @@ func (h *wanHolder) waitRecord(ctx context.Context) {
 }
 
 // sync arms every running DC whose container process it does not hold
-// yet, and disarms those that stopped.
+// yet, disarms those that stopped, and arms again those whose peers'
+// addresses changed.
 func (h *wanHolder) sync(ctx context.Context, l *lab.Lab) error {
 	var errs []error
 	for _, d := range l.DCs {
 		a := h.arms[d.ID]
 		running := d.State == "running" && d.Pid > 0
-		if a != nil && (!running || a.pid != d.Pid) {
+		if a != nil && (!running || a.pid != d.Pid || a.peers != fmt.Sprint(wanClasses(l, d.ID))) {
 			a.stop()
 			delete(h.arms, d.ID)
 			a = nil
@@ -511,7 +564,7 @@ func (h *wanHolder) arm(ctx context.Context, l *lab.Lab, d lab.DC) (*wanArm, err
 		return nil, err
 	}
 	actx, cancel := context.WithCancel(ctx)
-	a := &wanArm{pid: d.Pid, ns: nsID, wanIP: d.WANIP, cancel: cancel, done: make(chan struct{})}
+	a := &wanArm{pid: d.Pid, ns: nsID, wanIP: d.WANIP, peers: fmt.Sprint(classes), cancel: cancel, done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for i, q := range queues {
 		wg.Add(1)

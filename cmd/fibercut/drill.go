@@ -85,7 +85,7 @@ Exit status: 0 if every expectation held, 1 if one did not, 2 on a tool error.`,
 					return err
 				}
 			}
-			if f.isKube, err = f.bf.kubernetes(cmd, "binary", "wan-latency", "tui"); err != nil {
+			if f.isKube, err = f.bf.kubernetes(cmd, "binary", "tui"); err != nil {
 				return err
 			}
 			if !f.isKube {
@@ -125,11 +125,11 @@ func drillExit(out *drill.Outcome, err error) error {
 // runDrill runs one scenario, printing progress to stderr and the summary
 // to stdout.
 func runDrill(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario, t *topology.Topology, f drillFlags, dir string) (*drill.Outcome, error) {
-	if f.isKube {
-		return runDrillKube(ctx, stdout, stderr, sc, t, f, dir)
-	}
 	if err := checkWANFlag(f.wan); err != nil {
 		return nil, err
+	}
+	if f.isKube {
+		return runDrillKube(ctx, stdout, stderr, sc, t, f, dir)
 	}
 	cli, err := lab.Connect(ctx)
 	if err != nil {
@@ -189,7 +189,7 @@ func runDrillKube(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scena
 	}
 	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
 	opts := drill.Options{
-		Lab: name, Topology: t, Out: dir, TimeScale: f.timeScale, HealFirst: f.healFirst, Store: store,
+		Lab: name, Topology: t, Out: dir, TimeScale: f.timeScale, HealFirst: f.healFirst, Store: store, WANLatency: f.wan,
 		Env:    &drill.KubeEnv{Cluster: c, Options: kopts, Kubeconfig: f.bf.kubeconfig},
 		Events: func(e drill.Event) { printEvent(stderr, e) },
 	}

@@ -223,10 +223,33 @@ func labStatusKube(ctx context.Context, out io.Writer, c *kube.Cluster, name str
 	fmt.Fprintf(out, "lab %q  namespace %s\n", name, kube.Namespace(name))
 	printKubeTable(out, dcs)
 	fmt.Fprintf(out, "gateway: ready %v, pod %s at %s\n", gw.Ready, cmpOr(gw.Pod, "-"), cmpOr(gw.IP, "-"))
+	fmt.Fprintln(out, kubeWANLine(ctx, c, name))
 	if !kubeReady(dcs) || !gw.Ready {
 		return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", name, notReady(dcs, gw.Ready))}
 	}
 	return nil
+}
+
+// kubeWANLine says whether the lab has the baseline WAN latency, which a
+// drill run from this host puts on (its holder runs here).
+func kubeWANLine(ctx context.Context, c *kube.Cluster, name string) string {
+	var w *faults.WAN
+	l, err := c.Lab(ctx, nil)
+	if err == nil {
+		var store *faults.Store
+		if store, err = kubeStore(name); err == nil {
+			w, err = faults.LoadWAN(store, l)
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Sprintf("WAN latency: unknown (%v)", err)
+	case w.Held():
+		return wanLine(w, l)
+	case w != nil:
+		return "WAN latency: OFF: its holder is gone, so the links run undelayed; the next `fibercut drill run --backend kubernetes` from this host starts it again"
+	}
+	return "WAN latency: off here (a `fibercut drill run --backend kubernetes` from this host puts the topology's latencies on)"
 }
 
 func labDownKube(ctx context.Context, out io.Writer, c *kube.Cluster, name string) error {
@@ -239,12 +262,19 @@ func labDownKube(ctx context.Context, out io.Writer, c *kube.Cluster, name strin
 	if len(thawed) > 0 {
 		fmt.Fprintf(out, "lab %q: thawed %s, paused by a fault\n", name, strings.Join(thawed, ", "))
 	}
+	store, err := kubeStore(name)
+	if err != nil {
+		return err
+	}
+	// The WAN holder first, as on Docker; it would also end by itself
+	// once the lab is gone.
+	if _, err := faults.StopWAN(ctx, store, nil); err != nil {
+		fmt.Fprintf(out, "lab %q: %v (its holder ends by itself once the lab is gone)\n", name, err)
+	}
 	removed, err := c.Down(ctx)
 	if err == nil {
 		// The faults went with the pods; so do their records.
-		if store, serr := kubeStore(name); serr == nil {
-			err = store.Remove()
-		}
+		err = store.Remove()
 	}
 	if len(removed) == 0 && err == nil {
 		fmt.Fprintf(out, "lab %q: nothing to remove\n", name)

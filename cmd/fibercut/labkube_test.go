@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
 	"github.com/fibercut/fibercut/lab/labtest"
@@ -263,13 +264,23 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 		if !strings.Contains(out, ", 0 lost, 0 unknown") || !strings.Contains(out, "checks pass — RPO = 0") {
 			t.Errorf("drill run %s --backend kubernetes: money lost or a ledger check failed:\n%s", sc, out)
 		}
+		// With the topology's latencies on, as on Docker by default, and
+		// held to the end.
+		if !strings.Contains(out, "WAN latency on (") || strings.Contains(out, "but its holder was gone") {
+			t.Errorf("drill run %s --backend kubernetes did not run with the WAN latency held:\n%s", sc, out)
+		}
 		t.Logf("drill %s: %s", sc, firstLine(out, "PASS ", "FAIL "))
 		if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
 			t.Errorf("drill %s wrote no report: %v", sc, err)
 		}
 	}
-	if _, err := fibercut(append([]string{"drill", "run", "atec-2018", "--wan-latency", "off"}, k...)...); err == nil || !strings.Contains(err.Error(), "--wan-latency is for the docker backend") {
-		t.Errorf("drill run --backend kubernetes --wan-latency: %v", err)
+	// The drill left the latency on, held from this host; status says so,
+	// and down ends its holder.
+	if out, _ := fibercut(append([]string{"lab", "status"}, k...)...); !strings.Contains(out, "WAN latency: on, the topology's") {
+		t.Errorf("lab status after the drills does not say the WAN latency is on:\n%s", out)
+	}
+	if _, err := fibercut(append([]string{"drill", "run", "atec-2018", "--wan-latency", "slow"}, k...)...); err == nil || !strings.Contains(err.Error(), "--wan-latency") {
+		t.Errorf("drill run --backend kubernetes --wan-latency slow: %v, want it refused", err)
 	}
 	// A lab taken down with a DC paused: a frozen pod cannot die, so down
 	// thaws it first, and is over once the namespace is gone.
@@ -286,8 +297,19 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "sh-a (paused)") || !regexp.MustCompile(`(?m)^sh-a .*paused by a fault`).MatchString(out) {
 		t.Errorf("lab status with sh-a paused: %v; want exit 1 naming it paused\n%s", err, out)
 	}
+	store, err := faults.OpenStore("kube-kf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Load()
+	if err != nil || st.WAN == nil || !st.WAN.Held() {
+		t.Fatalf("the lab's WAN latency record before lab down: %+v, %v; want a live holder", st.WAN, err)
+	}
 	if out, err := fibercut(append([]string{"lab", "down"}, k...)...); err != nil || !strings.Contains(out, "thawed sh-a") || !strings.Contains(out, "Namespace/fibercut-kf") {
 		t.Errorf("lab down with sh-a paused: %v\n%s", err, out)
+	}
+	if st.WAN.Holder.Alive() {
+		t.Errorf("the WAN holder, process %d, outlived lab down", st.WAN.Holder.PID)
 	}
 	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err == nil || !strings.Contains(err.Error(), "no such lab") {
 		t.Errorf("fault list after lab down: %v\n%s", err, out)

@@ -179,7 +179,8 @@ func TestLabOnHarness(t *testing.T) {
 	// Isolating hangzhou cuts exactly the links between it and the other
 	// cities, as probed from inside each pod's network namespace, and the
 	// three other DCs keep committing; the heal restores them.
-	in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, h.Kubeconfig, faults.NewStore(filepath.Join(t.TempDir(), "faults.json")))
+	store := faults.NewStore(filepath.Join(t.TempDir(), "faults.json"))
+	in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, h.Kubeconfig, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,6 +272,48 @@ func TestLabOnHarness(t *testing.T) {
 	}
 	waitLedger(t, c, h, 5)
 
+	// The baseline WAN latency, held from this host as on Docker: a
+	// connect to Shenzhen takes at least 1.5 × its 15 ms one way (a
+	// holder may release a packet a quarter early), one within Hangzhou
+	// 1.5 × 1 ms. Lower bounds only: a busy machine only adds.
+	w, err := in.SetWAN(ctx, "on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.Held() {
+		t.Fatalf("the baseline %+v has no live holder", w)
+	}
+	slow := func(from, to string, min time.Duration) (bool, string) {
+		l, err := c.Lab(ctx, kube.HostPIDs)
+		if err != nil {
+			return false, err.Error()
+		}
+		m, err := l.Matrix(ctx, lab.MatrixOptions{Tries: 5})
+		if err != nil {
+			return false, err.Error()
+		}
+		p, _ := m.Get(from, to)
+		return p.Reach == lab.ReachOK && p.RTT >= min, fmt.Sprintf("%s → %s: %s in %s, want through in at least %s", from, to, p.Reach, p.RTT, min)
+	}
+	wan := func(what string) {
+		t.Helper()
+		for _, link := range []struct {
+			from, to string
+			min      time.Duration
+		}{{"hz-a", "sz-a", 22500 * time.Microsecond}, {"sz-a", "hz-a", 22500 * time.Microsecond}, {"hz-a", "hz-b", 1500 * time.Microsecond}} {
+			// The holder arms a new pod within a second or so.
+			ok, why := slow(link.from, link.to, link.min)
+			for deadline := time.Now().Add(30 * time.Second); !ok && time.Now().Before(deadline); ok, why = slow(link.from, link.to, link.min) {
+				time.Sleep(time.Second)
+			}
+			if !ok {
+				t.Errorf("%s: %s", what, why)
+			}
+			t.Logf("%s: %s", what, why)
+		}
+	}
+	wan("the WAN latency on")
+
 	before := dcs[0] // hz-a
 	if err := c.PowerOff(ctx, before.ID); err != nil {
 		t.Fatal(err)
@@ -285,6 +328,19 @@ func TestLabOnHarness(t *testing.T) {
 	dcs = waitLedger(t, c, h, 5)
 	t.Logf("%s: pod address %s before the power-off, %s after", before.ID, before.IP, dcs[0].IP)
 	ring("again")
+	// The holder follows the pods: hz-a's new pod is delayed, and so are
+	// its packets at its peers, whatever its new address.
+	wan("hz-a powered on again")
+	l, err = c.Lab(ctx, kube.HostPIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if had, err := faults.StopWAN(ctx, store, l); err != nil || !had {
+		t.Errorf("StopWAN = %v, %v; want the baseline stopped", had, err)
+	}
+	if w.Holder.Alive() {
+		t.Errorf("the WAN holder, process %d, outlived StopWAN", w.Holder.PID)
+	}
 
 	removed, err := c.Down(ctx)
 	if err != nil {

@@ -275,6 +275,9 @@ func runFault(cmd *cobra.Command, f *faultFlags, kind faults.Kind, words []strin
 		where := ""
 		if f.bf.backend == backendKubernetes {
 			where = " --backend kubernetes"
+			if f.bf.kubeconfig != "" {
+				where += " --kubeconfig " + f.bf.kubeconfig
+			}
 		}
 		fmt.Fprintf(out, "detached; heal early with `fibercut fault heal %s --name %s%s`\n", rec.ID, in.Lab().Name, where)
 		return nil

@@ -163,38 +163,48 @@ func printOutcome(stdout io.Writer, out *drill.Outcome, err error) (*drill.Outco
 
 // runDrillKube runs one scenario on a lab on Kubernetes, from this host.
 func runDrillKube(ctx context.Context, stdout, stderr io.Writer, sc *drill.Scenario, t *topology.Topology, f drillFlags, dir string) (*drill.Outcome, error) {
-	if t == nil {
-		var err error
-		if t, err = sc.ResolveTopology(); err != nil {
-			return nil, err
-		}
-	}
-	name := cmp.Or(f.name, lab.DefaultName)
-	_, kopts, err := f.kf.objects(name, t)
-	if err != nil {
-		return nil, err
-	}
-	c, cfg, err := f.bf.connectConfig(name)
-	if err != nil {
-		return nil, err
-	}
-	// The load and the record reader run here: the gateway must know
-	// them from the hall.
-	if kopts.Trusted, err = kube.LocalAddr(cfg); err != nil {
-		return nil, err
-	}
-	store, err := kubeStore(name)
+	opts, err := kubeDrillOptions(sc, t, f.name, &f.bf, &f.kf)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(stdout, "drill %s: %s\n", sc.Name, sc.Description)
-	opts := drill.Options{
-		Lab: name, Topology: t, Out: dir, TimeScale: f.timeScale, HealFirst: f.healFirst, Store: store, WANLatency: f.wan,
-		Env:    &drill.KubeEnv{Cluster: c, Options: kopts, Kubeconfig: f.bf.kubeconfig},
-		Events: func(e drill.Event) { printEvent(stderr, e) },
-	}
+	opts.Out, opts.TimeScale, opts.HealFirst, opts.WANLatency = dir, f.timeScale, f.healFirst, f.wan
+	opts.Events = func(e drill.Event) { printEvent(stderr, e) }
 	out, err := drill.Run(ctx, nil, sc, opts)
 	return printOutcome(stdout, out, err)
+}
+
+// kubeDrillOptions are the options of a drill (or a stage) of scenario sc
+// on the topology t (the scenario's when nil) of lab name on Kubernetes,
+// run from this host: where the lab is, its objects, and where its faults
+// are recorded.
+func kubeDrillOptions(sc *drill.Scenario, t *topology.Topology, name string, bf *backendFlags, kf *kubeFlags) (drill.Options, error) {
+	if t == nil {
+		var err error
+		if t, err = sc.ResolveTopology(); err != nil {
+			return drill.Options{}, err
+		}
+	}
+	name = cmp.Or(name, lab.DefaultName)
+	_, kopts, err := kf.objects(name, t)
+	if err != nil {
+		return drill.Options{}, err
+	}
+	c, cfg, err := bf.connectConfig(name)
+	if err != nil {
+		return drill.Options{}, err
+	}
+	// The load and the record reader run here: the gateway must know
+	// them from the hall.
+	if kopts.Trusted, err = kube.LocalAddr(cfg); err != nil {
+		return drill.Options{}, err
+	}
+	store, err := kubeStore(name)
+	if err != nil {
+		return drill.Options{}, err
+	}
+	return drill.Options{Lab: name, Topology: t, Store: store,
+		Env: &drill.KubeEnv{Cluster: c, Options: kopts, Kubeconfig: bf.kubeconfig}}, nil
 }
 
 func printEvent(w io.Writer, e drill.Event) {

@@ -7,19 +7,23 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fibercut/fibercut/lab"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/faults"
+	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
 	"github.com/fibercut/fibercut/lab/kube/kubetest"
 	"github.com/fibercut/fibercut/lab/labtest"
 	"github.com/fibercut/fibercut/nodeapi"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/fibercut/fibercut/verify"
 )
 
 // fibercut runs the CLI in this process.
@@ -160,7 +164,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	})
 
 	out, err = fibercut(append([]string{"fault", "isolate", "--city", "hangzhou", "--for", "2m", "--detach"}, k...)...)
-	if err != nil || !strings.Contains(out, "--backend kubernetes`") {
+	if err != nil || !strings.Contains(out, "--backend kubernetes --kubeconfig "+h.Kubeconfig+"`") {
 		t.Fatalf("fault isolate: %v\n%s", err, out)
 	}
 	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err != nil || !strings.Contains(out, "isolate city hangzhou") {
@@ -274,6 +278,53 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 			t.Errorf("drill %s wrote no report: %v", sc, err)
 		}
 	}
+	// The stage on Kubernetes, in a terminal as the speaker has it: the
+	// join screen gives the gateway pod's address, the hall opens two
+	// accounts there and moves money, c cuts hangzhou off, h heals, enter
+	// gives the verdict with the hall's money proven apart, and q leaves
+	// no fault in force. Its recovery times are measurements, as above.
+	stageOut := t.TempDir()
+	scr := newTmux(t, []string{"FIBERCUT_STATE_DIR=" + os.Getenv("FIBERCUT_STATE_DIR")}, append([]string{labtest.StaticBinary(t), "stage", "--lang", "en", "--out", stageOut,
+		"--max", "10m", "--pull-policy", "Never", "--storage-class", kubetest.StorageClass}, k...)...)
+	screen := scr.waitFor("the join screen with the gateway pod's address", regexp.MustCompile(`Scan for a virtual account[\s\S]*http://10\.252\.[0-9.]+:8080/`), 3*time.Minute)
+	gwURL := regexp.MustCompile(`http://10\.252\.[0-9.]+:8080`).FindString(screen)
+	hall := demoapp.Client{Base: gwURL, As: demoapp.ClientPage}
+	hctx := context.Background()
+	alice, _, err := hall.Open(hctx)
+	if err != nil {
+		t.Fatalf("the hall opens an account at %s: %v", gwURL, err)
+	}
+	bob, _, err := hall.Open(hctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scr.waitFor("the hall's accounts on the join screen", regexp.MustCompile(`accounts opened: 2`), time.Minute)
+	scr.keys("Space")
+	scr.waitFor("the dashboard with money read", regexp.MustCompile(`66 × ¥1,000,000 = ¥66,000,000 ✓`), time.Minute)
+	if _, _, err := hall.Transfer(hctx, alice, demoapp.TransferRequest{To: bob.ID, AmountFen: 12_345, Key: "stage-k-1"}); err != nil {
+		t.Fatalf("a transfer from the hall: %v", err)
+	}
+	scr.waitFor("the hall's transfer on the dashboard", regexp.MustCompile(`transfers ok 1`), time.Minute)
+	scr.keys("c")
+	scr.waitFor("the cut on the map", regexp.MustCompile(`Hangzhou ⇄ Shanghai\s+╳╳╳╳\s+4 cut`), time.Minute)
+	scr.keys("h")
+	scr.waitFor("the heal on the map", regexp.MustCompile(`Hangzhou ⇄ Shanghai\s+━━━━\s+4 ok`), time.Minute)
+	scr.keys("Enter")
+	screen = scr.waitFor("the verdict", regexp.MustCompile(`(PASS|FAIL)[\s\S]*RTO [0-9.]+ s`), 3*time.Minute)
+	if want := "the hall: accounts opened 2 · transfers ok 1 · lost 0"; !strings.Contains(screen, want) || !strings.Contains(screen, "lost 0 ·") {
+		t.Errorf("the stage's verdict on Kubernetes does not prove the money (%q):\n%s", want, screen)
+	}
+	if rep, err := verify.ReadReport(stageOut); err != nil || !rep.Check.Valid || rep.Check.Lost != 0 {
+		t.Errorf("the stage's report: %v; want the money checked valid, nothing lost", err)
+	}
+	scr.keys("q")
+	for deadline := time.Now().Add(time.Minute); exec.Command("tmux", "has-session", "-t", scr.name).Run() == nil && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err != nil || !strings.Contains(out, "no fault in force") {
+		t.Errorf("fault list after the stage's q: %v\n%s", err, out)
+	}
+
 	// The drill left the latency on, held from this host; status says so,
 	// and down ends its holder.
 	if out, _ := fibercut(append([]string{"lab", "status"}, k...)...); !strings.Contains(out, "WAN latency: on, the topology's") {

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 
 	"github.com/fibercut/fibercut/drill"
 	"github.com/fibercut/fibercut/lab"
+	"github.com/fibercut/fibercut/nodeapi"
 	"github.com/fibercut/fibercut/topology"
 	"github.com/fibercut/fibercut/tui"
 )
@@ -27,6 +29,8 @@ func newStageCmd() *cobra.Command {
 		maxFor                                            time.Duration
 		speed                                             float64
 		noLoad, wide                                      bool
+		bf                                                backendFlags
+		kf                                                kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "stage [SCENARIO] [--no-load] | --replay DIR",
@@ -43,7 +47,13 @@ enter finish: heal, converge, verify, verdict · q or ctrl+c heal, then quit ·
 
 With --replay DIR, a report directory of an earlier drill (history.jsonl,
 report.json) is played back through the same screens: to rehearse, no lab
-needed.`,
+needed.
+
+With --backend kubernetes the lab is on the cluster --kubeconfig names, run
+from this host as ` + "`drill run --backend kubernetes`" + ` is (labs/kube/cluster's). The
+QR code then gives the gateway pod's address, which only this host and the
+cluster reach: give the hall's with --audience-url (a NodePort or
+LoadBalancer Service: --gateway-service).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, ok := tui.ParseLang(lang)
@@ -63,8 +73,21 @@ needed.`,
 			if err := checkWANFlag(wan); err != nil {
 				return err
 			}
-			return runStage(cmd.Context(), cmd.OutOrStdout(), stageFlags{name: name, scenario: scenario, audienceURL: audienceURL,
-				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad, wide: wide, wan: wan})
+			isKube, err := bf.kubernetes(cmd, "binary")
+			if err != nil {
+				return err
+			}
+			if !isKube {
+				if err := refuseOn(cmd, backendDocker, kubeFlagNames); err != nil {
+					return err
+				}
+			}
+			f := stageFlags{name: name, scenario: scenario, audienceURL: audienceURL,
+				lang: l, out: out, binary: binary, max: maxFor, noLoad: noLoad, wide: wide, wan: wan}
+			if isKube {
+				f.bf, f.kf = &bf, &kf
+			}
+			return runStage(cmd.Context(), cmd.OutOrStdout(), f)
 		},
 	}
 	addLabNameFlag(cmd, &name)
@@ -78,6 +101,8 @@ needed.`,
 	cmd.Flags().Float64Var(&speed, "speed", 4, "with --replay: how many times faster than the drill ran")
 	cmd.Flags().StringVar(&out, "out", "", "report directory (default ./fibercut-report/<time>-<scenario>)")
 	cmd.Flags().StringVar(&binary, "binary", "", "static fibercut binary for the node image (default: this one, rebuilt statically if needed)")
+	bf.add(cmd)
+	kf.add(cmd)
 	return cmd
 }
 
@@ -87,6 +112,9 @@ type stageFlags struct {
 	max                                      time.Duration
 	noLoad, wide                             bool
 	wan                                      string
+	// bf and kf, when set, put the lab on Kubernetes.
+	bf *backendFlags
+	kf *kubeFlags
 }
 
 // runReplay plays a report directory through the dashboard.
@@ -125,19 +153,26 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 	slog.SetDefault(slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	ctx, cancel := context.WithTimeout(ctx, f.max)
 	defer cancel()
-	cli, err := lab.Connect(ctx)
-	if err != nil {
-		return err
+	opts := drill.Options{Lab: f.name, Binary: f.binary}
+	var cli client.APIClient // none on Kubernetes
+	if f.bf != nil {
+		if opts, err = kubeDrillOptions(sc, nil, f.name, f.bf, f.kf); err != nil {
+			return err
+		}
+	} else {
+		if cli, err = lab.Connect(ctx); err != nil {
+			return err
+		}
+		defer cli.Close()
 	}
-	defer cli.Close()
 	what := "starting the load"
 	if f.noLoad {
 		what = "no load (--no-load)"
 	}
 	fmt.Fprintf(stdout, "stage %s: bringing the lab up, clearing the ledger, %s…\n", sc.Name, what)
 	sb := tui.NewScoreboard(50)
-	s, err := drill.Start(ctx, cli, sc, drill.Options{Lab: f.name, Out: dir, Binary: f.binary, LoadFor: f.max, NoLoad: f.noLoad, WANLatency: f.wan,
-		Events: sb.Event, OnOp: sb.AddOp})
+	opts.Out, opts.LoadFor, opts.NoLoad, opts.WANLatency, opts.Events, opts.OnOp = dir, f.max, f.noLoad, f.wan, sb.Event, sb.AddOp
+	s, err := drill.Start(ctx, cli, sc, opts)
 	if err != nil {
 		return err
 	}
@@ -164,8 +199,14 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 }
 
 // defaultAudienceURL is the host's first non-loopback IPv4 address outside
-// Docker's bridges, and the gateway's published port, and says so.
+// Docker's bridges, and the gateway's published port, and says so. On
+// Kubernetes, where nothing is published on this host, it is the gateway
+// pod's address.
 func defaultAudienceURL(l *lab.Lab) (string, string) {
+	if g := l.Gateway; g != nil && g.HostPort == 0 && g.WANIP.IsValid() {
+		return "http://" + net.JoinHostPort(g.WANIP.String(), strconv.Itoa(nodeapi.GatewayPort)) + "/",
+			"the gateway pod's address, which only this host and the cluster reach; set --audience-url for the venue's"
+	}
 	port := 0
 	if l.Gateway != nil {
 		port = l.Gateway.HostPort

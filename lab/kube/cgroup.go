@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // cgroupRoot is where this host mounts its cgroup hierarchies.
@@ -61,30 +59,35 @@ func isPodDir(name string) bool {
 	return strings.HasPrefix(name, "pod") || (strings.Contains(name, "-pod") && strings.HasSuffix(name, ".slice"))
 }
 
-// PIDFinder finds a process of a running pod on this host, whose
-// /proc/PID/ns/net is the pod's network namespace; 0 when the pod has none
-// here.
-type PIDFinder func(pod *corev1.Pod) (int, error)
+// PIDFinder finds, for each pod UID given, a process of the pod on this
+// host, whose /proc/PID/ns/net is the pod's network namespace. A pod with
+// no process here is not in the map.
+type PIDFinder func(uids []string) (map[string]int, error)
 
-// HostPIDs finds a pod's processes on this host by their cgroup, which the
-// kubelet names after the pod's UID, and returns the oldest (the lowest
-// PID). It reads /proc, so it sees the pods of the node it runs on: every
-// pod on labs/kube/cluster, whose nodes share this host. Reading needs no
-// privilege; entering what it finds needs root.
-func HostPIDs(pod *corev1.Pod) (int, error) { return hostPID(string(pod.UID)) }
-
-func hostPID(uid string) (int, error) {
-	if uid == "" {
-		return 0, nil
+// HostPIDs finds pods' processes on this host by their cgroups, which the
+// kubelet names after the pods' UIDs, in one pass over /proc, and gives
+// each pod its oldest (the lowest PID). It sees the pods of the node it
+// runs on: every pod on labs/kube/cluster, whose nodes share this host.
+// Reading needs no privilege; entering what it finds needs root.
+func HostPIDs(uids []string) (map[string]int, error) {
+	found := map[string]int{}
+	if len(uids) == 0 {
+		return found, nil
+	}
+	want := map[string]string{} // the UID as a cgroup path may hold it → the UID
+	for _, u := range uids {
+		if u != "" {
+			want[u] = u
+			want[strings.ReplaceAll(u, "-", "_")] = u // systemd's
+		}
 	}
 	dirs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	best := 0
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil || (best != 0 && pid >= best) {
+		if err != nil {
 			continue
 		}
 		paths, err := procCgroups(pid)
@@ -92,28 +95,60 @@ func hostPID(uid string) (int, error) {
 			continue // a process that ended while we looked
 		}
 		for _, p := range paths {
-			if _, ok := podDir(p, uid); ok {
-				best = pid
+			if u, ok := want[podUID(p)]; ok {
+				if best := found[u]; best == 0 || pid < best {
+					found[u] = pid
+				}
 				break
 			}
 		}
 	}
-	return best, nil
+	return found, nil
+}
+
+// podUID is the UID in a cgroup path's pod directory, as the path has it
+// (with underscores under systemd), or "".
+func podUID(path string) string {
+	for _, p := range strings.Split(path, "/") {
+		if s, ok := strings.CutSuffix(p, ".slice"); ok {
+			if i := strings.LastIndex(s, "-pod"); i >= 0 {
+				return s[i+len("-pod"):]
+			}
+			if u, ok := strings.CutPrefix(s, "pod"); ok {
+				return u
+			}
+			continue
+		}
+		if u, ok := strings.CutPrefix(p, "pod"); ok {
+			return u
+		}
+	}
+	return ""
 }
 
 // HostPaused reports whether the pod whose UID is uid is paused on this
 // host (its freezer cgroup frozen, as a pause fault leaves it): the API
 // server knows nothing of it. A pod with no process here is not.
 func HostPaused(uid string) (bool, error) {
-	pid, err := hostPID(uid)
-	if err != nil || pid == 0 {
+	pids, err := HostPIDs([]string{uid})
+	if err != nil || pids[uid] == 0 {
 		return false, err
 	}
-	f, err := PodFreezer(pid, uid)
+	f, err := PodFreezer(pids[uid], uid)
 	if err != nil {
 		return false, err
 	}
 	return f.Frozen()
+}
+
+// frozen reports whether the pod uid of process pid is known frozen here.
+func frozen(pid int, uid string) bool {
+	f, err := PodFreezer(pid, uid)
+	if err != nil {
+		return false
+	}
+	fr, err := f.Frozen()
+	return err == nil && fr
 }
 
 // cgroupError names the pod in an error about its cgroups.

@@ -307,10 +307,8 @@ type DC struct {
 // with lab.ErrNoLab if the lab has no namespace. It tells a paused DC where
 // its pod runs on this host ([HostPaused]).
 func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
-	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("kube: %w %q on this cluster (no namespace %s)", lab.ErrNoLab, c.name, c.ns)
-	} else if err != nil {
-		return nil, fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+	if _, err := c.namespace(ctx); err != nil {
+		return nil, err
 	}
 	sel := metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name + "," + lab.LabelRole + "=" + lab.RoleDC}
 	ss, err := c.cs.AppsV1().StatefulSets(c.ns).List(ctx, sel)
@@ -322,6 +320,7 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 		return nil, fmt.Errorf("kube: list the pods of lab %s: %w", c.name, err)
 	}
 	var out []DC
+	var running []string // the UIDs of the running pods
 	for _, s := range ss.Items {
 		d := DC{ID: s.Labels[lab.LabelDC], City: s.Labels[lab.LabelCity], Replicas: *s.Spec.Replicas}
 		for _, p := range pods.Items {
@@ -343,13 +342,31 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 				}
 			}
 			if p.Status.Phase == corev1.PodRunning {
-				d.Paused, _ = HostPaused(d.UID) // unreadable here: not known paused
+				running = append(running, d.UID)
 			}
 		}
 		out = append(out, d)
 	}
+	// Those on this host may be paused. Unreadable here: not known paused.
+	if pids, err := HostPIDs(running); err == nil {
+		for i, d := range out {
+			out[i].Paused = pids[d.UID] != 0 && frozen(pids[d.UID], d.UID)
+		}
+	}
 	slices.SortFunc(out, func(a, b DC) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// namespace returns the lab's namespace, with lab.ErrNoLab if there is
+// none.
+func (c *Cluster) namespace(ctx context.Context) (*corev1.Namespace, error) {
+	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("kube: %w %q on this cluster (no namespace %s)", lab.ErrNoLab, c.name, c.ns)
+	} else if err != nil {
+		return nil, fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+	}
+	return ns, nil
 }
 
 // Gateway is the lab's gateway as the cluster has it.

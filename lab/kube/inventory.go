@@ -21,12 +21,9 @@ import (
 // lab from the next. A pod has one interface, so there
 // is no management network: a DC's management address is its pod's too.
 func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
-	ns, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
+	ns, err := c.namespace(ctx)
 	if err != nil {
-		if _, ierr := c.Inspect(ctx); ierr != nil {
-			return nil, ierr
-		}
-		return nil, fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+		return nil, err
 	}
 	cm, err := c.cs.CoreV1().ConfigMaps(c.ns).Get(ctx, "topology", metav1.GetOptions{})
 	if err != nil {
@@ -39,6 +36,19 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 	pods, err := c.cs.CoreV1().Pods(c.ns).List(ctx, metav1.ListOptions{LabelSelector: lab.LabelLab + "=" + c.name + "," + lab.LabelRole + "=" + lab.RoleDC})
 	if err != nil {
 		return nil, fmt.Errorf("kube: list the pods of lab %s: %w", c.name, err)
+	}
+	// One look at this host for every running pod's process.
+	var found map[string]int
+	if pids != nil {
+		var uids []string
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				uids = append(uids, string(p.UID))
+			}
+		}
+		if found, err = pids(uids); err != nil {
+			return nil, fmt.Errorf("kube: find the processes of lab %s's pods: %w", c.name, err)
+		}
 	}
 	l := &lab.Lab{Name: c.name, Topology: topo, WAN: lab.Network{ID: string(ns.UID), Name: c.ns}}
 	for _, dc := range topo.Datacenters {
@@ -57,11 +67,7 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 			if p.Status.Phase != corev1.PodRunning || !d.WANIP.IsValid() {
 				continue
 			}
-			if pids != nil {
-				if d.Pid, err = pids(p); err != nil {
-					return nil, fmt.Errorf("kube: find the process of pod %s: %w", p.Name, err)
-				}
-			}
+			d.Pid = found[string(p.UID)]
 			if d.Pid == 0 && pids != nil {
 				continue // not on this host: no namespace to enter
 			}

@@ -27,7 +27,9 @@ package faults
 // The holder keeps it up: when a DC's container starts again (a power
 // fault, a restart), it puts the chain in the new namespace and binds the
 // queue there (on Kubernetes, where it enters the DC pods' namespaces from
-// this host as the faults do, it finds a new pod within wanResyncKube); it ends when the lab goes, or the record of it does, and
+// this host as the faults do, it finds a new pod within wanResyncKube); it
+// ends when the lab goes (on Kubernetes also when the cluster has not
+// answered for wanUnreachable), or the record of it does, and
 // on SIGTERM it removes its chains. Killed, it fails open like any
 // holder: the links carry traffic at once, undelayed, until the next lab
 // up or drill run starts another.
@@ -74,6 +76,10 @@ const (
 	// wanResyncKube is how often a holder of a lab on Kubernetes reads
 	// the lab: it has no engine's events to follow.
 	wanResyncKube = time.Second
+	// wanUnreachable is how long a holder of a lab on Kubernetes goes on
+	// without an answer from the cluster (taken down with the lab in it,
+	// say) before it ends, failing open.
+	wanUnreachable = time.Minute
 	// wanStop bounds how long a holder asked to end has to do so.
 	wanStop = 5 * time.Second
 )
@@ -364,6 +370,7 @@ func runWAN(v string) int {
 	defer h.close()
 	l, err := h.inspect(ctx)
 	if err == nil {
+		h.answered = time.Now()
 		err = h.sync(ctx, l)
 	}
 	if err != nil {
@@ -386,7 +393,9 @@ type wanHolder struct {
 	// wanResyncKube.
 	cli    client.APIClient
 	orders wanOrders
-	arms   map[string]*wanArm // by DC
+	// answered is when the engine last gave the lab.
+	answered time.Time
+	arms     map[string]*wanArm // by DC
 }
 
 // wanArm is the holder's hold on one DC: its queue, bound in the
@@ -395,9 +404,9 @@ type wanArm struct {
 	pid   int
 	ns    string // the namespace's identity (device and inode)
 	wanIP netip.Addr
-	// peers is what the arm's rules were made of: the peers' addresses
-	// by latency. On Kubernetes a pod's address changes as it restarts.
-	peers  string
+	// peers is what the arm's rules delay: each peer's address, with its
+	// latency. On Kubernetes a pod's address changes as it restarts.
+	peers  map[netip.Addr]time.Duration
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -426,6 +435,9 @@ func (h *wanHolder) run(ctx context.Context) {
 		t := time.NewTicker(wanResyncKube)
 		defer t.Stop()
 		for !h.resync(ctx) {
+			if time.Since(h.answered) > wanUnreachable {
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -478,6 +490,7 @@ func (h *wanHolder) resync(ctx context.Context) bool {
 		return true
 	}
 	if err == nil {
+		h.answered = time.Now()
 		h.sync(ctx, l) // what fails is tried again at the next event or resync
 	}
 	return false
@@ -504,14 +517,14 @@ func (h *wanHolder) waitRecord(ctx context.Context) {
 }
 
 // sync arms every running DC whose container process it does not hold
-// yet, disarms those that stopped, and arms again those whose peers'
-// addresses changed.
+// yet, disarms those that stopped, and arms again those with a peer at an
+// address their rules do not delay.
 func (h *wanHolder) sync(ctx context.Context, l *lab.Lab) error {
 	var errs []error
 	for _, d := range l.DCs {
 		a := h.arms[d.ID]
 		running := d.State == "running" && d.Pid > 0
-		if a != nil && (!running || a.pid != d.Pid || a.peers != fmt.Sprint(wanClasses(l, d.ID))) {
+		if a != nil && (!running || a.pid != d.Pid || !a.delays(wanClasses(l, d.ID))) {
 			a.stop()
 			delete(h.arms, d.ID)
 			a = nil
@@ -564,7 +577,12 @@ func (h *wanHolder) arm(ctx context.Context, l *lab.Lab, d lab.DC) (*wanArm, err
 		return nil, err
 	}
 	actx, cancel := context.WithCancel(ctx)
-	a := &wanArm{pid: d.Pid, ns: nsID, wanIP: d.WANIP, peers: fmt.Sprint(classes), cancel: cancel, done: make(chan struct{})}
+	a := &wanArm{pid: d.Pid, ns: nsID, wanIP: d.WANIP, peers: map[netip.Addr]time.Duration{}, cancel: cancel, done: make(chan struct{})}
+	for _, c := range classes {
+		for _, p := range c.peers {
+			a.peers[p] = c.latency
+		}
+	}
 	var wg sync.WaitGroup
 	for i, q := range queues {
 		wg.Add(1)
@@ -579,6 +597,21 @@ func (h *wanHolder) arm(ctx context.Context, l *lab.Lab, d lab.DC) (*wanArm, err
 		close(a.done)
 	}()
 	return a, nil
+}
+
+// delays reports whether the arm's rules delay every peer of classes at
+// its latency. A peer that went (a pod being replaced) stays in the rules
+// until it comes back at another address: arming again releases the held
+// packets early, so it is done only when needed.
+func (a *wanArm) delays(classes []wanClass) bool {
+	for _, c := range classes {
+		for _, p := range c.peers {
+			if l, ok := a.peers[p]; !ok || l != c.latency {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stop releases what the arm holds and closes its queue.

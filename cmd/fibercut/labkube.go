@@ -262,17 +262,16 @@ func labDownKube(ctx context.Context, out io.Writer, c *kube.Cluster, name strin
 	if len(thawed) > 0 {
 		fmt.Fprintf(out, "lab %q: thawed %s, paused by a fault\n", name, strings.Join(thawed, ", "))
 	}
-	store, err := kubeStore(name)
-	if err != nil {
-		return err
-	}
 	// The WAN holder first, as on Docker; it would also end by itself
 	// once the lab is gone.
-	if _, err := faults.StopWAN(ctx, store, nil); err != nil {
-		fmt.Fprintf(out, "lab %q: %v (its holder ends by itself once the lab is gone)\n", name, err)
+	store, serr := kubeStore(name)
+	if serr == nil {
+		if _, err := faults.StopWAN(ctx, store, nil); err != nil {
+			fmt.Fprintf(out, "lab %q: %v (its holder ends by itself once the lab is gone)\n", name, err)
+		}
 	}
 	removed, err := c.Down(ctx)
-	if err == nil {
+	if err == nil && serr == nil {
 		// The faults went with the pods; so do their records.
 		err = store.Remove()
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -273,7 +272,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 		if !strings.Contains(out, "WAN latency on (") || strings.Contains(out, "but its holder was gone") {
 			t.Errorf("drill run %s --backend kubernetes did not run with the WAN latency held:\n%s", sc, out)
 		}
-		t.Logf("drill %s: %s", sc, firstLine(out, "PASS ", "FAIL "))
+		t.Logf("drill %s: %s %s", sc, firstLine(out, "PASS ", "FAIL "), firstLine(out, "  ✗ "))
 		if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
 			t.Errorf("drill %s wrote no report: %v", sc, err)
 		}
@@ -289,38 +288,14 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	screen := scr.waitFor("the join screen with the gateway pod's address", regexp.MustCompile(`Scan for a virtual account[\s\S]*http://10\.252\.[0-9.]+:8080/`), 3*time.Minute)
 	gwURL := regexp.MustCompile(`http://10\.252\.[0-9.]+:8080`).FindString(screen)
 	hall := demoapp.Client{Base: gwURL, As: demoapp.ClientPage}
-	hctx := context.Background()
-	alice, _, err := hall.Open(hctx)
-	if err != nil {
-		t.Fatalf("the hall opens an account at %s: %v", gwURL, err)
-	}
-	bob, _, err := hall.Open(hctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scr.waitFor("the hall's accounts on the join screen", regexp.MustCompile(`accounts opened: 2`), time.Minute)
-	scr.keys("Space")
-	scr.waitFor("the dashboard with money read", regexp.MustCompile(`66 × ¥1,000,000 = ¥66,000,000 ✓`), time.Minute)
-	if _, _, err := hall.Transfer(hctx, alice, demoapp.TransferRequest{To: bob.ID, AmountFen: 12_345, Key: "stage-k-1"}); err != nil {
-		t.Fatalf("a transfer from the hall: %v", err)
-	}
-	scr.waitFor("the hall's transfer on the dashboard", regexp.MustCompile(`transfers ok 1`), time.Minute)
-	scr.keys("c")
-	scr.waitFor("the cut on the map", regexp.MustCompile(`Hangzhou ⇄ Shanghai\s+╳╳╳╳\s+4 cut`), time.Minute)
-	scr.keys("h")
-	scr.waitFor("the heal on the map", regexp.MustCompile(`Hangzhou ⇄ Shanghai\s+━━━━\s+4 ok`), time.Minute)
-	scr.keys("Enter")
-	screen = scr.waitFor("the verdict", regexp.MustCompile(`(PASS|FAIL)[\s\S]*RTO [0-9.]+ s`), 3*time.Minute)
+	screen = scr.playStage(hall, "stage-k-1")
 	if want := "the hall: accounts opened 2 · transfers ok 1 · lost 0"; !strings.Contains(screen, want) || !strings.Contains(screen, "lost 0 ·") {
 		t.Errorf("the stage's verdict on Kubernetes does not prove the money (%q):\n%s", want, screen)
 	}
 	if rep, err := verify.ReadReport(stageOut); err != nil || !rep.Check.Valid || rep.Check.Lost != 0 {
 		t.Errorf("the stage's report: %v; want the money checked valid, nothing lost", err)
 	}
-	scr.keys("q")
-	for deadline := time.Now().Add(time.Minute); exec.Command("tmux", "has-session", "-t", scr.name).Run() == nil && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-	}
+	scr.quit()
 	if out, err := fibercut(append([]string{"fault", "list"}, k...)...); err != nil || !strings.Contains(out, "no fault in force") {
 		t.Errorf("fault list after the stage's q: %v\n%s", err, out)
 	}

@@ -182,7 +182,7 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 	defer s.Stop(context.WithoutCancel(ctx))
 	url, note := f.audienceURL, "--audience-url"
 	if url == "" {
-		url, note = defaultAudienceURL(s.Lab())
+		url, note = defaultAudienceURL(s.Lab(), f.bf != nil)
 	}
 	m := tui.New(tui.Options{Topology: s.Lab().Topology, Scoreboard: sb, Controller: ctrl, Roles: ctrl.Roles, Audience: ctrl.Audience, Lang: f.lang, Title: sc.Name, AmbiguousWide: f.wide,
 		AudienceURL: url, AudienceNote: note, ReportDir: dir})
@@ -200,10 +200,10 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 
 // defaultAudienceURL is the host's first non-loopback IPv4 address outside
 // Docker's bridges, and the gateway's published port, and says so. On
-// Kubernetes, where nothing is published on this host, it is the gateway
-// pod's address.
-func defaultAudienceURL(l *lab.Lab) (string, string) {
-	if g := l.Gateway; g != nil && g.HostPort == 0 && g.WANIP.IsValid() {
+// Kubernetes (onKube), where nothing is published on this host, it is the
+// gateway pod's address.
+func defaultAudienceURL(l *lab.Lab, onKube bool) (string, string) {
+	if g := l.Gateway; onKube && g != nil && g.WANIP.IsValid() {
 		return "http://" + net.JoinHostPort(g.WANIP.String(), strconv.Itoa(nodeapi.GatewayPort)) + "/",
 			"the gateway pod's address, which only this host and the cluster reach; set --audience-url for the venue's"
 	}

@@ -72,6 +72,48 @@ func (s *tmuxScreen) waitFor(what string, re *regexp.Regexp, timeout time.Durati
 	}
 }
 
+// playStage plays the speaker's part on a stage at its join screen, with
+// the hall's client: two accounts opened (the join screen counts them),
+// space, a transfer between them (the dashboard counts it), c (the map
+// shows the cut and the stopwatch runs, then stops), h (the map shows the
+// heal), enter; it returns the verdict screen.
+func (s *tmuxScreen) playStage(hall demoapp.Client, key string) string {
+	s.t.Helper()
+	ctx := context.Background()
+	alice, _, err := hall.Open(ctx)
+	if err != nil {
+		s.t.Fatalf("the hall opens an account at %s: %v", hall.Base, err)
+	}
+	bob, _, err := hall.Open(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.waitFor("the hall's accounts on the join screen", regexp.MustCompile(`accounts opened: 2`), time.Minute)
+	s.keys("Space")
+	s.waitFor("the dashboard with money read", regexp.MustCompile(`66 × ¥1,000,000 = ¥66,000,000 ✓`), time.Minute)
+	if _, _, err := hall.Transfer(ctx, alice, demoapp.TransferRequest{To: bob.ID, AmountFen: 12_345, Key: key}); err != nil {
+		s.t.Fatalf("a transfer from the hall: %v", err)
+	}
+	s.waitFor("the hall's transfer on the dashboard", regexp.MustCompile(`transfers ok 1`), time.Minute)
+	s.keys("c")
+	// One screen shows both the cut on the map and the stopwatch going.
+	s.waitFor("the cut and the stopwatch", regexp.MustCompile(`(recovering…|recovered)[\s\S]*Hangzhou ⇄ Shanghai\s+╳╳╳╳\s+4 cut`), time.Minute)
+	s.waitFor("the stopwatch stopped", regexp.MustCompile(`recovered`), time.Minute)
+	s.keys("h")
+	s.waitFor("the heal on the map", regexp.MustCompile(`Hangzhou ⇄ Shanghai\s+━━━━\s+4 ok`), time.Minute)
+	s.keys("Enter")
+	return s.waitFor("the verdict", regexp.MustCompile(`(PASS|FAIL)[\s\S]*RTO [0-9.]+ s`), 3*time.Minute)
+}
+
+// quit presses q and waits up to a minute for the program to end: the
+// stage heals what it applied before it does.
+func (s *tmuxScreen) quit() {
+	s.keys("q")
+	for deadline := time.Now().Add(time.Minute); exec.Command("tmux", "has-session", "-t", s.name).Run() == nil && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestStageReplayInTmux plays the real drill of tui/testdata through
 // `fibercut stage --replay` in a terminal: no Docker; the final screen shows
 // the report's RTO and verdict.
@@ -114,30 +156,7 @@ func TestStageOnLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	hall := demoapp.Client{Base: "http://127.0.0.1:" + strconv.Itoa(l.Gateway.HostPort), As: demoapp.ClientPage}
-	ctx := context.Background()
-	alice, _, err := hall.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, _, err := hall.Open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.waitFor("the hall's accounts on the join screen", regexp.MustCompile(`accounts opened: 2`), time.Minute)
-	s.keys("Space")
-	s.waitFor("the dashboard with money read", regexp.MustCompile(`66 × ¥1,000,000 = ¥66,000,000 ✓`), time.Minute)
-	if _, _, err := hall.Transfer(ctx, alice, demoapp.TransferRequest{To: bob.ID, AmountFen: 12_345, Key: "stage-1"}); err != nil {
-		t.Fatalf("a transfer from the hall: %v", err)
-	}
-	s.waitFor("the hall's transfer on the dashboard", regexp.MustCompile(`transfers ok 1`), time.Minute)
-	s.keys("c")
-	// One screen shows both the cut on the map and the stopwatch going.
-	s.waitFor("the cut and the stopwatch", regexp.MustCompile(`(recovering…|recovered)[\s\S]*Hangzhou ⇄ Shanghai\s+╳╳╳╳\s+4 cut`), time.Minute)
-	s.waitFor("the stopwatch stopped", regexp.MustCompile(`recovered`), time.Minute)
-	s.keys("h")
-	s.waitFor("the heal on the map", regexp.MustCompile(`Hangzhou ⇄ Shanghai\s+━━━━\s+4 ok`), time.Minute)
-	s.keys("Enter")
-	screen := s.waitFor("the verdict", regexp.MustCompile(`(PASS|FAIL)[\s\S]*RTO [0-9.]+ s`), 3*time.Minute)
+	screen := s.playStage(hall, "stage-1")
 	rep, err := verify.ReadReport(out)
 	if err != nil {
 		t.Fatal(err)
@@ -152,11 +171,7 @@ func TestStageOnLab(t *testing.T) {
 	if want := "the hall: accounts opened 2 · transfers ok 1 · lost 0"; !strings.Contains(screen, want) {
 		t.Errorf("the verdict screen does not prove the hall's money apart (%q):\n%s", want, screen)
 	}
-	s.keys("q")
-	deadline := time.Now().Add(time.Minute)
-	for exec.Command("tmux", "has-session", "-t", s.name).Run() == nil && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
+	s.quit()
 	recs, err := faults.NewInjector(cli, l, faults.NewStore(filepath.Join(state, name+".faults.json"))).Live(time.Now())
 	if err != nil || len(recs) != 0 {
 		t.Errorf("after q: faults in force %+v (%v)", recs, err)

@@ -66,7 +66,7 @@ type PIDFinder func(uids []string) (map[string]int, error)
 
 // HostPIDs finds pods' processes on this host by their cgroups, which the
 // kubelet names after the pods' UIDs, in one pass over /proc, and gives
-// each pod its oldest (the lowest PID). It sees the pods of the node it
+// each pod the process with the lowest PID. It sees the pods of the node it
 // runs on: every pod on labs/kube/cluster, whose nodes share this host.
 // Reading needs no privilege; entering what it finds needs root.
 func HostPIDs(uids []string) (map[string]int, error) {
@@ -94,36 +94,38 @@ func HostPIDs(uids []string) (map[string]int, error) {
 		if err != nil {
 			continue // a process that ended while we looked
 		}
+	paths:
 		for _, p := range paths {
-			if u, ok := want[podUID(p)]; ok {
-				if best := found[u]; best == 0 || pid < best {
-					found[u] = pid
+			for _, c := range podUIDs(p) {
+				if u, ok := want[c]; ok {
+					if best := found[u]; best == 0 || pid < best {
+						found[u] = pid
+					}
+					break paths
 				}
-				break
 			}
 		}
 	}
 	return found, nil
 }
 
-// podUID is the UID in a cgroup path's pod directory, as the path has it
-// (with underscores under systemd), or "".
-func podUID(path string) string {
+// podUIDs are the UIDs a cgroup path may name a pod directory by, as the
+// path has them (with underscores under systemd): one per directory that
+// looks like a pod's.
+func podUIDs(path string) []string {
+	var out []string
 	for _, p := range strings.Split(path, "/") {
 		if s, ok := strings.CutSuffix(p, ".slice"); ok {
 			if i := strings.LastIndex(s, "-pod"); i >= 0 {
-				return s[i+len("-pod"):]
+				out = append(out, s[i+len("-pod"):])
+			} else if u, ok := strings.CutPrefix(s, "pod"); ok {
+				out = append(out, u)
 			}
-			if u, ok := strings.CutPrefix(s, "pod"); ok {
-				return u
-			}
-			continue
-		}
-		if u, ok := strings.CutPrefix(p, "pod"); ok {
-			return u
+		} else if u, ok := strings.CutPrefix(p, "pod"); ok {
+			out = append(out, u)
 		}
 	}
-	return ""
+	return out
 }
 
 // HostPaused reports whether the pod whose UID is uid is paused on this

@@ -38,18 +38,19 @@ func TestPodDir(t *testing.T) {
 	}
 }
 
-func TestPodUID(t *testing.T) {
-	for path, want := range map[string]string{
-		"/fck-n3/kubepods/besteffort/pod6a1f-2b/0f9e": "6a1f-2b",
-		"/kubepods/pod6a1f-2b":                        "6a1f-2b",
-		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6a1f_2b.slice/cri-0f9e": "6a1f_2b",
-		"/kubepods.slice/kubepods-pod6a1f_2b.slice":                                               "6a1f_2b",
-		"/kubepods.slice/kubepods-burstable.slice":                                                "",
-		"/docker/0f9e": "",
-		"/":            "",
+func TestPodUIDs(t *testing.T) {
+	for path, want := range map[string][]string{
+		"/fck-n3/kubepods/besteffort/pod6a1f-2b/0f9e": {"6a1f-2b"},
+		"/kubepods/pod6a1f-2b":                        {"6a1f-2b"},
+		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6a1f_2b.slice/cri-0f9e": {"6a1f_2b"},
+		"/kubepods.slice/kubepods-pod6a1f_2b.slice":                                               {"6a1f_2b"},
+		"/podman.slice/kubepods/pod6a1f-2b":                                                       {"man", "6a1f-2b"}, // a lookalike above the pod
+		"/kubepods.slice/kubepods-burstable.slice":                                                nil,
+		"/docker/0f9e": nil,
+		"/":            nil,
 	} {
-		if got := podUID(path); got != want {
-			t.Errorf("podUID(%q) = %q, want %q", path, got, want)
+		if got := podUIDs(path); !slices.Equal(got, want) {
+			t.Errorf("podUIDs(%q) = %q, want %q", path, got, want)
 		}
 	}
 }

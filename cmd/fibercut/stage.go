@@ -205,7 +205,7 @@ func runStage(ctx context.Context, stdout io.Writer, f stageFlags) error {
 func defaultAudienceURL(l *lab.Lab, onKube bool) (string, string) {
 	if g := l.Gateway; onKube && g != nil && g.WANIP.IsValid() {
 		return "http://" + net.JoinHostPort(g.WANIP.String(), strconv.Itoa(nodeapi.GatewayPort)) + "/",
-			"the gateway pod's address, which only this host and the cluster reach; set --audience-url for the venue's"
+			"the gateway pod's address, not reachable by the hall: set --audience-url" // fits 80 columns
 	}
 	port := 0
 	if l.Gateway != nil {

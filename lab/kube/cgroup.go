@@ -55,9 +55,7 @@ func podDir(path, uid string) (string, bool) {
 
 // isPodDir tells a pod's cgroup directory by its name, under the cgroupfs
 // driver ("pod<UID>") and systemd's ("…-pod<UID>.slice").
-func isPodDir(name string) bool {
-	return strings.HasPrefix(name, "pod") || (strings.Contains(name, "-pod") && strings.HasSuffix(name, ".slice"))
-}
+func isPodDir(name string) bool { return len(podUIDs(name)) > 0 }
 
 // PIDFinder finds, for each pod UID given, a process of the pod on this
 // host, whose /proc/PID/ns/net is the pod's network namespace. A pod with
@@ -136,20 +134,21 @@ func HostPaused(uid string) (bool, error) {
 	if err != nil || pids[uid] == 0 {
 		return false, err
 	}
-	f, err := PodFreezer(pids[uid], uid)
+	return pausedAt(pids[uid], uid)
+}
+
+// pausedAt is HostPaused for pid, a process of the pod already found.
+func pausedAt(pid int, uid string) (bool, error) {
+	f, err := PodFreezer(pid, uid)
 	if err != nil {
 		return false, err
 	}
 	return f.Frozen()
 }
 
-// frozen reports whether the pod uid of process pid is known frozen here.
+// frozen is pausedAt with an error read as not known frozen.
 func frozen(pid int, uid string) bool {
-	f, err := PodFreezer(pid, uid)
-	if err != nil {
-		return false
-	}
-	fr, err := f.Frozen()
+	fr, err := pausedAt(pid, uid)
 	return err == nil && fr
 }
 

@@ -77,10 +77,8 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 			}
 			// pids finds processes on this host, whose freezer tells a
 			// paused pod (the API knows nothing of it).
-			if f, err := PodFreezer(d.Pid, string(p.UID)); err == nil {
-				if frozen, err := f.Frozen(); err == nil && frozen {
-					d.State = "paused"
-				}
+			if frozen(d.Pid, string(p.UID)) {
+				d.State = "paused"
 			}
 		}
 		l.DCs = append(l.DCs, d)

@@ -2,12 +2,16 @@ package kubetest
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fibercut/fibercut/lab/labtest"
 	"k8s.io/client-go/kubernetes"
@@ -29,9 +33,14 @@ const StorageClass = "fibercut-local"
 
 // StartHarness brings up labs/kube/cluster for the test, with its state in
 // a temporary directory, and takes it down when the test ends, checking
-// that nothing of it is left. It needs root; a cluster already up on the
-// machine (its network names are fixed) is left alone and the test is
-// skipped, or fails when FIBERCUT_REQUIRE_DOCKER=1.
+// that nothing of it is left. It needs root.
+//
+// Its network names are fixed, so one cluster runs on a machine at a time.
+// A test holds a machine-wide lock while its cluster is up: another test
+// waits for it (up to 10 minutes). A cluster that a killed test left, its
+// lock gone with its process, is taken down first. A cluster started by
+// hand is left alone and the test is skipped, or fails when
+// FIBERCUT_REQUIRE_DOCKER=1.
 func StartHarness(t testing.TB) *Harness {
 	t.Helper()
 	if testing.Short() {
@@ -40,18 +49,31 @@ func StartHarness(t testing.TB) *Harness {
 	if os.Geteuid() != 0 {
 		labtest.SkipOrFail(t, "kubetest: the harness needs root")
 	}
-	if _, err := os.Stat("/run/netns/fck-fabric"); err == nil {
-		labtest.SkipOrFail(t, "kubetest: a labs/kube/cluster is up on this machine already; `labs/kube/cluster down` it first")
-	}
 	tools, err := toolsModule()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := netnsList()
-	h := &Harness{
-		script: filepath.Join(filepath.Dir(filepath.Dir(tools)), "labs", "kube", "cluster"),
-		state:  filepath.Join(t.TempDir(), "cluster"),
+	script := filepath.Join(filepath.Dir(filepath.Dir(tools)), "labs", "kube", "cluster")
+	lock, err := machineMarks.lock(t)
+	if err != nil {
+		labtest.SkipOrFail(t, "kubetest: %v", err)
 	}
+	t.Cleanup(func() { lock.Close() })
+	switch left := machineMarks.leftover(); {
+	case left.byTest:
+		t.Logf("kubetest: taking down the harness cluster a killed test left (state in %s)", left.state)
+		stale := &Harness{script: script, state: left.state}
+		if out, err := stale.run("down"); err != nil {
+			t.Fatalf("labs/kube/cluster down, of the cluster a killed test left: %v\n%s", err, out)
+		}
+		if again := machineMarks.leftover(); again.found {
+			t.Fatalf("kubetest: labs/kube/cluster down left the cluster of a killed test up (state in %s)", left.state)
+		}
+	case left.found:
+		labtest.SkipOrFail(t, "kubetest: %s", left)
+	}
+	before := netnsList()
+	h := &Harness{script: script, state: filepath.Join(t.TempDir(), "cluster")}
 	t.Cleanup(func() {
 		if out, err := h.run("down"); err != nil {
 			t.Errorf("labs/kube/cluster down: %v\n%s", err, out)
@@ -71,6 +93,11 @@ func StartHarness(t testing.TB) *Harness {
 			t.Errorf("labs/kube/cluster down left the nodes' cgroups %v (a frozen process in them?)", left)
 		}
 	})
+	// Marked before up, so that a test killed during it leaves a cluster
+	// the next test knows it may take down.
+	if err := markOwner(h.state); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := h.run("up"); err != nil {
 		t.Fatalf("labs/kube/cluster up: %v\n%s\n%s", err, out, h.logs())
 	}
@@ -116,3 +143,95 @@ func (h *Harness) logs() string {
 
 // Logs is logs, for tests that fail on the cluster.
 func (h *Harness) Logs() string { return h.logs() }
+
+// marks are where a harness cluster shows on the machine: the script's
+// record of its state directory, the fabric's network namespace, and the
+// lock a test holds while its cluster is up.
+type marks struct {
+	record, fabric, lockFile string
+	wait                     time.Duration // for another test's lock
+}
+
+var machineMarks = marks{
+	record:   "/run/fibercut-kube/cluster",
+	fabric:   "/run/netns/fck-fabric",
+	lockFile: "/run/fibercut-kube/test.lock",
+	wait:     10 * time.Minute,
+}
+
+// ownerFile, in a cluster's state directory, says that a test made it.
+const ownerFile = "kubetest-owner"
+
+func markOwner(state string) error {
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(state, ownerFile), fmt.Appendf(nil, "pid %d\n", os.Getpid()), 0o644)
+}
+
+// lock takes the machine-wide lock on harness clusters, waiting up to
+// m.wait for a test that holds it. The kernel drops it when the holder
+// dies, however it dies; the file is opened close-on-exec, so that none of
+// the cluster's processes holds it on.
+func (m marks) lock(t testing.TB) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(m.lockFile), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(m.lockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(m.wait)
+	for logged := false; ; logged = true {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("another test's harness cluster is still up after %s (it holds %s)", m.wait, m.lockFile)
+			}
+			return nil, fmt.Errorf("lock %s: %w", m.lockFile, err)
+		}
+		if !logged && t != nil {
+			t.Logf("kubetest: waiting for another test's harness cluster (it holds %s)", m.lockFile)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// upCluster is a cluster found up on the machine.
+type upCluster struct {
+	found  bool
+	state  string // the cluster's state directory, if recorded
+	byTest bool   // a test made it
+}
+
+func (l upCluster) String() string {
+	switch {
+	case !l.found:
+		return "no harness cluster is up"
+	case l.byTest:
+		return "a killed test left a harness cluster up (state in " + l.state + ")"
+	case l.state == "":
+		return "a labs/kube/cluster is up on this machine, with no record of its state; take it down by hand (FIBERCUT_KUBE_STATE=DIR labs/kube/cluster down)"
+	default:
+		return "a labs/kube/cluster started by hand is up on this machine (state in " + l.state + "); `labs/kube/cluster down` it first"
+	}
+}
+
+// leftover looks for a cluster up on the machine. Called with the lock
+// held, a cluster a test made is one a killed test left.
+func (m marks) leftover() upCluster {
+	var l upCluster
+	if b, err := os.ReadFile(m.record); err == nil {
+		l.found, l.state = true, strings.TrimSpace(string(b))
+		_, err := os.Stat(filepath.Join(l.state, ownerFile))
+		l.byTest = l.state != "" && err == nil
+	}
+	if _, err := os.Stat(m.fabric); err == nil {
+		l.found = true
+	}
+	return l
+}

@@ -89,6 +89,9 @@ func StartHarness(t testing.TB) *Harness {
 		if _, err := os.Stat(h.state); !os.IsNotExist(err) {
 			t.Errorf("labs/kube/cluster down left %s (%v)", h.state, err)
 		}
+		if _, err := os.Stat(machineMarks.record); !os.IsNotExist(err) {
+			t.Errorf("labs/kube/cluster down left its record %s (%v)", machineMarks.record, err)
+		}
 		if left, _ := filepath.Glob("/sys/fs/cgroup/*/fck-n*"); len(left) > 0 {
 			t.Errorf("labs/kube/cluster down left the nodes' cgroups %v (a frozen process in them?)", left)
 		}

@@ -25,6 +25,9 @@ type fakeBackend struct {
 	onPause func()
 	// failShares is how many of the next SetCPUShares calls fail.
 	failShares int
+	// inspectErr, when set, is what Inspect returns: an engine or a
+	// cluster that does not answer.
+	inspectErr error
 }
 
 type fakeNS struct {
@@ -48,6 +51,9 @@ func newFakeBackend(l *lab.Lab) *fakeBackend {
 func (b *fakeBackend) Inspect(context.Context) (*lab.Lab, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.inspectErr != nil {
+		return nil, b.inspectErr
+	}
 	c := *b.lab
 	c.DCs = slices.Clone(b.lab.DCs)
 	return &c, nil

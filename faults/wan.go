@@ -350,7 +350,7 @@ func runWAN(v string) int {
 	report := os.NewFile(3, "armed")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
-	h := &wanHolder{orders: o, arms: map[string]*wanArm{}}
+	h := &wanHolder{orders: o, arms: map[string]*wanArm{}, unreachable: wanUnreachable}
 	if o.Kube != nil {
 		cs, _, err := kube.Connect(o.Kube.Kubeconfig)
 		if err != nil {
@@ -393,9 +393,11 @@ type wanHolder struct {
 	// wanResyncKube.
 	cli    client.APIClient
 	orders wanOrders
-	// answered is when the engine last gave the lab.
-	answered time.Time
-	arms     map[string]*wanArm // by DC
+	// answered is when the engine last gave the lab; on Kubernetes the
+	// holder ends once it has not for unreachable (wanUnreachable).
+	answered    time.Time
+	unreachable time.Duration
+	arms        map[string]*wanArm // by DC
 }
 
 // wanArm is the holder's hold on one DC: its queue, bound in the
@@ -435,7 +437,7 @@ func (h *wanHolder) run(ctx context.Context) {
 		t := time.NewTicker(wanResyncKube)
 		defer t.Stop()
 		for !h.resync(ctx) {
-			if time.Since(h.answered) > wanUnreachable {
+			if time.Since(h.answered) > h.unreachable {
 				return
 			}
 			select {

@@ -172,6 +172,9 @@ func markOwner(state string) error {
 	return os.WriteFile(filepath.Join(state, ownerFile), fmt.Appendf(nil, "pid %d\n", os.Getpid()), 0o644)
 }
 
+// errHeld: another test holds the lock on harness clusters.
+var errHeld = errors.New("another test's harness cluster is still up")
+
 // lock takes the machine-wide lock on harness clusters, waiting up to
 // m.wait for a test that holds it. The kernel drops it when the holder
 // dies, however it dies; the file is opened close-on-exec, so that none of
@@ -187,15 +190,15 @@ func (m marks) lock(t testing.TB) (*os.File, error) {
 	deadline := time.Now().Add(m.wait)
 	for logged := false; ; logged = true {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
+		switch {
+		case err == nil:
 			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+		case !errors.Is(err, syscall.EWOULDBLOCK):
 			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("another test's harness cluster is still up after %s (it holds %s)", m.wait, m.lockFile)
-			}
 			return nil, fmt.Errorf("lock %s: %w", m.lockFile, err)
+		case time.Now().After(deadline):
+			f.Close()
+			return nil, fmt.Errorf("%w after %s (it holds %s)", errHeld, m.wait, m.lockFile)
 		}
 		if !logged && t != nil {
 			t.Logf("kubetest: waiting for another test's harness cluster (it holds %s)", m.lockFile)

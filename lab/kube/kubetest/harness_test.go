@@ -1,6 +1,7 @@
 package kubetest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +80,7 @@ func TestLockHeldUntilHolderDies(t *testing.T) {
 	for range 100 { // until flock has it: at most 10 s
 		f, err := m.lock(nil)
 		if err != nil {
-			if !strings.Contains(err.Error(), "still up") {
+			if !errors.Is(err, errHeld) {
 				t.Fatalf("lock: %v, want a held lock", err)
 			}
 			held = true

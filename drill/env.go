@@ -37,6 +37,8 @@ type KubeEnv struct {
 	// Kubeconfig is where the faults' watchdogs find the cluster; "" for
 	// the default loading rules.
 	Kubeconfig string
+	// Via is how the faults reach the pods.
+	Via faults.Via
 	// ReadyTimeout bounds the wait for a healthy lab; 5 minutes when 0.
 	ReadyTimeout time.Duration
 }
@@ -64,9 +66,15 @@ func (e *KubeEnv) Up(ctx context.Context, store *faults.Store) (*lab.Lab, *fault
 		if l, err = e.Inspect(wctx); err == nil {
 			// A rollout of the gateway (its settings changed) must be
 			// over: the old pod still answers for a while.
+			var agents kube.AgentStatus
 			if l.Gateway.State != "running" {
 				err = errors.New("the gateway's rollout is not over")
-			} else if err = l.WaitHealthy(wctx, 2*time.Second); err == nil {
+			} else if agents, err = e.Cluster.AgentStatus(wctx); err == nil && !agents.Up() {
+				err = fmt.Errorf("the agents are not ready: %d of %d nodes", agents.Ready, agents.Nodes)
+			} else if err == nil {
+				err = l.WaitHealthy(wctx, 2*time.Second)
+			}
+			if err == nil {
 				break
 			}
 		}
@@ -76,7 +84,7 @@ func (e *KubeEnv) Up(ctx context.Context, store *faults.Store) (*lab.Lab, *fault
 		case <-time.After(time.Second):
 		}
 	}
-	in, err := faults.NewKubeInjector(ctx, e.Cluster, kube.HostPIDs, e.Kubeconfig, store)
+	in, err := faults.NewKubeInjector(ctx, e.Cluster, e.Kubeconfig, e.Via, store)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -85,7 +93,7 @@ func (e *KubeEnv) Up(ctx context.Context, store *faults.Store) (*lab.Lab, *fault
 
 // Inspect returns the lab with its gateway pod as the gateway.
 func (e *KubeEnv) Inspect(ctx context.Context) (*lab.Lab, error) {
-	l, err := e.Cluster.Lab(ctx, kube.HostPIDs)
+	l, err := e.Cluster.Lab(ctx, faults.KubeView(e.Cluster, e.Via))
 	if err != nil {
 		return nil, err
 	}

@@ -357,7 +357,7 @@ func runWAN(v string) int {
 			fmt.Fprintln(report, err)
 			return 1
 		}
-		h.backend = &kubeBackend{c: kube.NewCluster(cs, o.Lab), pids: kube.HostPIDs}
+		h.backend = newKubeBackend(kube.NewCluster(cs, o.Lab), ViaHost) // it holds from this host
 	} else {
 		cli, err := lab.Connect(ctx)
 		if err != nil {

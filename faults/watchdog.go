@@ -42,6 +42,7 @@ type watchdogOrders struct {
 // kubeOrders say where a lab on Kubernetes is.
 type kubeOrders struct {
 	Kubeconfig string `json:"kubeconfig"` // "" for the default loading rules
+	Via        Via    `json:"via"`
 }
 
 // armedLine is what a watchdog writes on its pipe once it runs.
@@ -148,7 +149,7 @@ func runWatchdog(v string) int {
 			if err != nil {
 				return nil, nil, err
 			}
-			in, err := NewKubeInjector(ctx, kube.NewCluster(cs, o.Lab), kube.HostPIDs, o.Kube.Kubeconfig, store)
+			in, err := NewKubeInjector(ctx, kube.NewCluster(cs, o.Lab), o.Kube.Kubeconfig, o.Kube.Via, store)
 			return in, func() {}, err
 		}
 		cli, err := lab.Connect(ctx)

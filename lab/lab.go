@@ -91,6 +91,8 @@ type DC struct {
 	// Pid is the container's init process on the host (0 when not running);
 	// /proc/<Pid>/ns/net is its network namespace.
 	Pid int `json:"pid,omitempty"`
+	// Node is the Kubernetes node the DC's pod runs on; "" on Docker.
+	Node string `json:"node,omitempty"`
 	// CPUShares is the container's CPU weight (cgroup cpu.shares); 0 is
 	// the engine's default, 1024.
 	CPUShares int64 `json:"cpu_shares,omitempty"`

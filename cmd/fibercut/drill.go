@@ -190,6 +190,10 @@ func kubeDrillOptions(sc *drill.Scenario, t *topology.Topology, name string, bf 
 	if err != nil {
 		return drill.Options{}, err
 	}
+	via, err := bf.reach()
+	if err != nil {
+		return drill.Options{}, err
+	}
 	c, cfg, err := bf.connectConfig(name)
 	if err != nil {
 		return drill.Options{}, err
@@ -204,7 +208,7 @@ func kubeDrillOptions(sc *drill.Scenario, t *topology.Topology, name string, bf 
 		return drill.Options{}, err
 	}
 	return drill.Options{Lab: name, Topology: t, Store: store,
-		Env: &drill.KubeEnv{Cluster: c, Options: kopts, Kubeconfig: bf.kubeconfig}}, nil
+		Env: &drill.KubeEnv{Cluster: c, Options: kopts, Kubeconfig: bf.kubeconfig, Via: via}}, nil
 }
 
 func printEvent(w io.Writer, e drill.Event) {

@@ -17,7 +17,6 @@ import (
 	"github.com/fibercut/fibercut/drill"
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab"
-	"github.com/fibercut/fibercut/lab/kube"
 )
 
 // faultFlags are the flags every fault-applying command shares. The
@@ -211,7 +210,11 @@ func openInjector(ctx context.Context, cmd *cobra.Command, name string, bf *back
 		if err != nil {
 			return nil, nil, err
 		}
-		in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, bf.kubeconfig, store)
+		via, err := bf.reach()
+		if err != nil {
+			return nil, nil, err
+		}
+		in, err := faults.NewKubeInjector(ctx, c, bf.kubeconfig, via, store)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -277,6 +280,9 @@ func runFault(cmd *cobra.Command, f *faultFlags, kind faults.Kind, words []strin
 			where = " --backend kubernetes"
 			if f.bf.kubeconfig != "" {
 				where += " --kubeconfig " + f.bf.kubeconfig
+			}
+			if f.bf.via != string(faults.ViaAgent) {
+				where += " --via " + f.bf.via
 			}
 		}
 		fmt.Fprintf(out, "detached; heal early with `fibercut fault heal %s --name %s%s`\n", rec.ID, in.Lab().Name, where)

@@ -423,7 +423,7 @@ namespaces on this host (labs/kube/cluster's nodes), and from this host.`,
 				if err != nil {
 					return err
 				}
-				if l, err = c.Lab(cmd.Context(), kube.HostPIDs); err != nil {
+				if l, err = c.Lab(cmd.Context(), kube.OnHost); err != nil {
 					return err
 				}
 			} else {

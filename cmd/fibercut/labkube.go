@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -28,24 +27,33 @@ const (
 
 // backendFlags choose where a lab runs.
 type backendFlags struct {
-	backend, kubeconfig string
+	backend, kubeconfig, via string
 }
 
 func (b *backendFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&b.backend, "backend", backendDocker, "where the lab runs: docker (this host's engine) or kubernetes (the cluster --kubeconfig names)")
 	cmd.Flags().StringVar(&b.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster, with --backend kubernetes (default: $KUBECONFIG, ~/.kube/config)")
+	cmd.Flags().StringVar(&b.via, "via", string(faults.ViaAgent), "how faults reach the pods, with --backend kubernetes: agent (the lab's agent on each node, through the API server) or host (from this host, into pods whose processes run here, as on labs/kube/cluster)")
 }
+
+// reach returns the way --via names.
+func (b *backendFlags) reach() (faults.Via, error) { return faults.ParseVia(b.via) }
 
 // kubernetes reports whether the Kubernetes backend is chosen, and checks
 // the flags: an unknown backend, or flags of the other one.
 func (b *backendFlags) kubernetes(cmd *cobra.Command, dockerOnly ...string) (bool, error) {
 	switch b.backend {
 	case backendDocker:
-		if cmd.Flags().Changed("kubeconfig") {
-			return false, errors.New("--kubeconfig is for --backend kubernetes")
+		for _, f := range []string{"kubeconfig", "via"} {
+			if cmd.Flags().Changed(f) {
+				return false, fmt.Errorf("--%s is for --backend kubernetes", f)
+			}
 		}
 		return false, nil
 	case backendKubernetes:
+		if _, err := b.reach(); err != nil {
+			return false, err
+		}
 		for _, f := range dockerOnly {
 			if cmd.Flags().Changed(f) {
 				return false, fmt.Errorf("--%s is for the docker backend, not kubernetes", f)
@@ -139,15 +147,19 @@ func labUpKube(ctx context.Context, out io.Writer, c *kube.Cluster, o *kube.Obje
 	defer cancel()
 	var dcs []kube.DC
 	var gw kube.Gateway
+	var agents kube.AgentStatus
 	for {
 		var err error
 		if dcs, err = c.Inspect(wctx); err == nil {
-			gw, err = c.Gateway(wctx)
+			if gw, err = c.Gateway(wctx); err == nil {
+				agents, err = c.AgentStatus(wctx)
+			}
 		}
-		if err == nil && kubeReady(dcs) && gw.Ready {
+		if err == nil && kubeReady(dcs) && gw.Ready && agents.Up() {
 			fmt.Fprintf(out, "lab %q is up: %d datacenters\n", name, len(dcs))
 			printKubeTable(out, dcs)
 			fmt.Fprintf(out, "gateway: pod %s at %s\n", gw.Pod, gw.IP)
+			fmt.Fprintln(out, agentLine(agents))
 			return nil
 		}
 		select {
@@ -156,7 +168,7 @@ func labUpKube(ctx context.Context, out io.Writer, c *kube.Cluster, o *kube.Obje
 				return ctx.Err()
 			}
 			printKubeTable(out, dcs)
-			return fmt.Errorf("lab %q: not ready after %s: %s", name, timeout, notReady(dcs, gw.Ready))
+			return fmt.Errorf("lab %q: not ready after %s: %s", name, timeout, notReady(dcs, gw.Ready, agents))
 		case <-time.After(time.Second):
 		}
 	}
@@ -172,7 +184,7 @@ func kubeReady(dcs []kube.DC) bool {
 }
 
 // notReady names what is not ready, and why where the cluster says.
-func notReady(dcs []kube.DC, gateway bool) string {
+func notReady(dcs []kube.DC, gateway bool, agents kube.AgentStatus) string {
 	var s []string
 	for _, d := range dcs {
 		switch {
@@ -185,7 +197,15 @@ func notReady(dcs []kube.DC, gateway bool) string {
 	if !gateway {
 		s = append(s, "gateway")
 	}
+	if !agents.Up() {
+		s = append(s, fmt.Sprintf("agents (%d of %d nodes ready)", agents.Ready, agents.Nodes))
+	}
 	return strings.Join(s, ", ")
+}
+
+// agentLine says how many of the lab's agents are ready.
+func agentLine(s kube.AgentStatus) string {
+	return fmt.Sprintf("agents: %d of %d nodes ready (they apply faults there)", s.Ready, s.Nodes)
 }
 
 func cmpOr(a, b string) string {
@@ -223,9 +243,14 @@ func labStatusKube(ctx context.Context, out io.Writer, c *kube.Cluster, name str
 	fmt.Fprintf(out, "lab %q  namespace %s\n", name, kube.Namespace(name))
 	printKubeTable(out, dcs)
 	fmt.Fprintf(out, "gateway: ready %v, pod %s at %s\n", gw.Ready, cmpOr(gw.Pod, "-"), cmpOr(gw.IP, "-"))
+	agents, err := c.AgentStatus(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, agentLine(agents))
 	fmt.Fprintln(out, kubeWANLine(ctx, c, name))
-	if !kubeReady(dcs) || !gw.Ready {
-		return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", name, notReady(dcs, gw.Ready))}
+	if !kubeReady(dcs) || !gw.Ready || !agents.Up() {
+		return &exitError{code: 1, err: fmt.Errorf("lab %q: not healthy: %s", name, notReady(dcs, gw.Ready, agents))}
 	}
 	return nil
 }
@@ -254,8 +279,8 @@ func kubeWANLine(ctx context.Context, c *kube.Cluster, name string) string {
 
 func labDownKube(ctx context.Context, out io.Writer, c *kube.Cluster, name string) error {
 	// A pod paused by a fault cannot die until it is thawed: thaw what
-	// this host froze, or the namespace would never be gone.
-	thawed, err := kube.ThawHost(ctx, name, "")
+	// this host or an agent froze, or the namespace would never be gone.
+	thawed, err := faults.ThawKube(ctx, c)
 	if err != nil {
 		return fmt.Errorf("lab %q: thaw its paused DCs before removing it: %w", name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/fibercut/fibercut/demoapp"
 	"github.com/fibercut/fibercut/faults"
@@ -79,6 +82,8 @@ func TestLabBackendFlags(t *testing.T) {
 		{"lab up --backend kubernetes --wan-latency off", "--wan-latency is for the docker backend"},
 		{"lab up --image x", "--image is for --backend kubernetes"},
 		{"lab up --kubeconfig x", "--kubeconfig is for --backend kubernetes"},
+		{"lab up --via host", "--via is for --backend kubernetes"},
+		{"lab status --backend kubernetes --via moon", `reach pods via "moon": want agent or host`},
 		{"lab up --backend moon", `--backend "moon": want docker or kubernetes`},
 		{"lab status --backend kubernetes --json", "--json is for the docker backend"},
 		{"lab down --backend kubernetes --keep-data", "--keep-data is for the docker backend"},
@@ -101,7 +106,7 @@ func TestLabOnKubernetesCmd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab up: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, `lab "kc": applied 14 objects in namespace fibercut-kc`) || !strings.Contains(out, "sz-a ") {
+	if !strings.Contains(out, `lab "kc": applied 16 objects in namespace fibercut-kc`) || !strings.Contains(out, "sz-a ") {
 		t.Errorf("lab up said:\n%s", out)
 	}
 	out, err = fibercut(append([]string{"lab", "up", "--ready-timeout", "2s", "--pull-policy", "Never", "--placement", "none"}, k...)...)
@@ -126,6 +131,25 @@ func TestLabOnKubernetesCmd(t *testing.T) {
 	}
 }
 
+// agentLogs returns the logs of the lab's agents, through the API server.
+func agentLogs(t *testing.T, cs kubernetes.Interface, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: lab.LabelRole + "=" + kube.RoleAgent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		log, err := cs.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("the log of agent %s: %v", p.Name, err)
+		}
+		fmt.Fprintf(&b, "--- %s on %s\n%s", p.Name, p.Spec.NodeName, log)
+	}
+	return b.String()
+}
+
 // TestFaultAndDrillOnKubernetesCmd runs lab up, fault and drill run on the
 // five-node harness as a user would: hangzhou isolated from the command
 // line cannot be reached while the other cities answer with a healthy
@@ -138,6 +162,9 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	out, err := fibercut(append([]string{"lab", "up", "--pull-policy", "Never", "--storage-class", kubetest.StorageClass, "--client-limits", "off"}, k...)...)
 	if err != nil {
 		t.Fatalf("lab up: %v\n%s\n%s", err, out, h.Logs())
+	}
+	if !strings.Contains(out, "agents: 5 of 5 nodes ready") {
+		t.Errorf("lab up does not say an agent is ready on each of the five nodes:\n%s", out)
 	}
 	ips := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
@@ -190,6 +217,11 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 		if p.Reach != want {
 			t.Errorf("lab matrix: %s → %s %s, want %s", p.From, p.To, p.Reach, want)
 		}
+	}
+	// The faults went through the agents on the DCs' nodes (--via agent,
+	// the default), which log what they did.
+	if log := agentLogs(t, h.Client, "fibercut-kf"); !strings.Contains(log, "Op:add-fault") || !strings.Contains(log, "DC:hz-a") {
+		t.Errorf("the agents' logs show no fault added in hz-a:\n%s", log)
 	}
 	// A delay by NFQUEUE, whose holder runs on this host, healed with the
 	// isolation.
@@ -245,6 +277,9 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	}
 	if !frozen("sh-b") {
 		t.Error("sh-b's pod cgroup is not frozen after fault pause")
+	}
+	if log := agentLogs(t, h.Client, "fibercut-kf"); !strings.Contains(log, "path=/v1/freeze") || !strings.Contains(log, "DC:sh-b") {
+		t.Errorf("the agents' logs show no freeze of sh-b:\n%s", log)
 	}
 	if ledgerOK("sh-b") {
 		t.Error("sh-b answers its health endpoint while paused")

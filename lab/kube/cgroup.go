@@ -9,8 +9,14 @@ import (
 	"strings"
 )
 
-// cgroupRoot is where this host mounts its cgroup hierarchies.
-const cgroupRoot = "/sys/fs/cgroup"
+// hostCgroupRoot is where a host mounts its cgroup hierarchies.
+const hostCgroupRoot = "/sys/fs/cgroup"
+
+// CgroupRoot is where this process finds the host's cgroup hierarchies:
+// hostCgroupRoot on the host; the agent, in a container of its own, has
+// them at [AgentCgroupRoot] and sets it there before it serves. The cgroup
+// paths in /proc/PID/cgroup are read relative to it.
+var CgroupRoot = hostCgroupRoot
 
 // procCgroups reads /proc/PID/cgroup: the cgroup of the process in each
 // cgroup v1 controller's hierarchy, by controller, and in cgroup v2's

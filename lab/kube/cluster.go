@@ -100,16 +100,24 @@ func (c *Cluster) Apply(ctx context.Context, o *Objects) error {
 	if got := o.Namespace.Labels[lab.LabelLab]; got != c.name {
 		return fmt.Errorf("kube: the objects are lab %q's, not %q's", got, c.name)
 	}
-	all := o.All()
-	for _, obj := range all {
-		if err := c.checkOurs(ctx, obj); err != nil {
+	var all []metav1.Object
+	created := false // the namespace, by this Apply
+	for _, obj := range o.All() {
+		exists, err := c.checkOurs(ctx, obj)
+		if err != nil {
 			return err
 		}
-	}
-	_, err := c.cs.CoreV1().Namespaces().Get(ctx, c.ns, metav1.GetOptions{})
-	created := apierrors.IsNotFound(err)
-	if err != nil && !created {
-		return fmt.Errorf("kube: get namespace %s: %w", c.ns, err)
+		switch obj {
+		case metav1.Object(o.Namespace):
+			created = !exists
+		case metav1.Object(o.AgentToken):
+			// The agents' token is made once, with the lab: a
+			// running agent read it when it started.
+			if exists {
+				continue
+			}
+		}
+		all = append(all, obj)
 	}
 	if created {
 		if err := c.apply(ctx, o.Namespace, false); err != nil {
@@ -142,64 +150,90 @@ func kindOf(obj metav1.Object) string {
 	return fmt.Sprintf("%T", obj)
 }
 
-// checkOurs fails with ErrNotOurs if obj exists without the lab's label.
-func (c *Cluster) checkOurs(ctx context.Context, obj metav1.Object) error {
-	var have metav1.Object
-	var err error
-	name := obj.GetName()
+// kindClient gets and applies objects of one kind in the lab's namespace
+// (or, for a Namespace, the cluster's).
+type kindClient struct {
+	get   func(ctx context.Context, name string) (metav1.Object, error)
+	patch func(ctx context.Context, name string, body []byte, opts metav1.PatchOptions) error
+}
+
+// typedClient is what client-go's typed clients of every kind have.
+type typedClient[T metav1.Object] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+}
+
+func clientOf[T metav1.Object](t typedClient[T]) kindClient {
+	return kindClient{
+		get: func(ctx context.Context, name string) (metav1.Object, error) {
+			return t.Get(ctx, name, metav1.GetOptions{})
+		},
+		patch: func(ctx context.Context, name string, body []byte, opts metav1.PatchOptions) error {
+			_, err := t.Patch(ctx, name, types.ApplyPatchType, body, opts)
+			return err
+		},
+	}
+}
+
+// client returns the client of obj's kind.
+func (c *Cluster) client(obj metav1.Object) (kindClient, error) {
 	switch obj.(type) {
 	case *corev1.Namespace:
-		have, err = c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		return clientOf(c.cs.CoreV1().Namespaces()), nil
 	case *corev1.ConfigMap:
-		have, err = c.cs.CoreV1().ConfigMaps(c.ns).Get(ctx, name, metav1.GetOptions{})
+		return clientOf(c.cs.CoreV1().ConfigMaps(c.ns)), nil
+	case *corev1.Secret:
+		return clientOf(c.cs.CoreV1().Secrets(c.ns)), nil
 	case *corev1.Service:
-		have, err = c.cs.CoreV1().Services(c.ns).Get(ctx, name, metav1.GetOptions{})
+		return clientOf(c.cs.CoreV1().Services(c.ns)), nil
 	case *appsv1.StatefulSet:
-		have, err = c.cs.AppsV1().StatefulSets(c.ns).Get(ctx, name, metav1.GetOptions{})
+		return clientOf(c.cs.AppsV1().StatefulSets(c.ns)), nil
 	case *appsv1.Deployment:
-		have, err = c.cs.AppsV1().Deployments(c.ns).Get(ctx, name, metav1.GetOptions{})
-	default:
-		return fmt.Errorf("kube: no way to apply a %T", obj)
+		return clientOf(c.cs.AppsV1().Deployments(c.ns)), nil
+	case *appsv1.DaemonSet:
+		return clientOf(c.cs.AppsV1().DaemonSets(c.ns)), nil
 	}
+	return kindClient{}, fmt.Errorf("kube: no way to apply a %T", obj)
+}
+
+// checkOurs fails with ErrNotOurs if obj exists without the lab's label,
+// and says whether it exists.
+func (c *Cluster) checkOurs(ctx context.Context, obj metav1.Object) (bool, error) {
+	kc, err := c.client(obj)
+	if err != nil {
+		return false, err
+	}
+	name := obj.GetName()
+	have, err := kc.get(ctx, name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("kube: get %s %s: %w", kindOf(obj), name, err)
+		return false, fmt.Errorf("kube: get %s %s: %w", kindOf(obj), name, err)
 	}
 	if have.GetLabels()[lab.LabelLab] != c.name {
-		return fmt.Errorf("kube: %s %s in namespace %s %w: it has no label %s=%s; remove it or choose another lab name",
+		return true, fmt.Errorf("kube: %s %s in namespace %s %w: it has no label %s=%s; remove it or choose another lab name",
 			kindOf(obj), name, c.ns, ErrNotOurs, lab.LabelLab, c.name)
 	}
-	return nil
+	return true, nil
 }
 
 // apply sends obj by server-side apply, as a dry run or for real.
 func (c *Cluster) apply(ctx context.Context, obj metav1.Object, dryRun bool) error {
+	name := obj.GetName()
+	kc, err := c.client(obj)
+	if err != nil {
+		return err
+	}
 	body, err := json.Marshal(obj)
 	if err != nil {
-		return fmt.Errorf("kube: %s %s: %w", kindOf(obj), obj.GetName(), err)
+		return fmt.Errorf("kube: %s %s: %w", kindOf(obj), name, err)
 	}
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: new(true)}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	name, pt := obj.GetName(), types.ApplyPatchType
-	switch obj.(type) {
-	case *corev1.Namespace:
-		_, err = c.cs.CoreV1().Namespaces().Patch(ctx, name, pt, body, opts)
-	case *corev1.ConfigMap:
-		_, err = c.cs.CoreV1().ConfigMaps(c.ns).Patch(ctx, name, pt, body, opts)
-	case *corev1.Service:
-		_, err = c.cs.CoreV1().Services(c.ns).Patch(ctx, name, pt, body, opts)
-	case *appsv1.StatefulSet:
-		_, err = c.cs.AppsV1().StatefulSets(c.ns).Patch(ctx, name, pt, body, opts)
-	case *appsv1.Deployment:
-		_, err = c.cs.AppsV1().Deployments(c.ns).Patch(ctx, name, pt, body, opts)
-	default:
-		err = fmt.Errorf("no way to apply a %T", obj)
-	}
-	if err != nil {
+	if err := kc.patch(ctx, name, body, opts); err != nil {
 		what := "apply"
 		if dryRun {
 			what = "the API server refuses"
@@ -259,6 +293,8 @@ func (c *Cluster) objects(ctx context.Context) ([]string, error) {
 	}{
 		{"StatefulSet", func() (runtime.Object, error) { return c.cs.AppsV1().StatefulSets(c.ns).List(ctx, sel) }},
 		{"Deployment", func() (runtime.Object, error) { return c.cs.AppsV1().Deployments(c.ns).List(ctx, sel) }},
+		{"DaemonSet", func() (runtime.Object, error) { return c.cs.AppsV1().DaemonSets(c.ns).List(ctx, sel) }},
+		{"Secret", func() (runtime.Object, error) { return c.cs.CoreV1().Secrets(c.ns).List(ctx, sel) }},
 		{"Service", func() (runtime.Object, error) { return c.cs.CoreV1().Services(c.ns).List(ctx, sel) }},
 		{"ConfigMap", func() (runtime.Object, error) { return c.cs.CoreV1().ConfigMaps(c.ns).List(ctx, sel) }},
 		{"PersistentVolumeClaim", func() (runtime.Object, error) { return c.cs.CoreV1().PersistentVolumeClaims(c.ns).List(ctx, sel) }},

@@ -48,13 +48,26 @@ func TestLabOnARealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Applying again changes nothing.
-	if err := c.Apply(ctx, o); err != nil {
+	// Applying again changes nothing, not even the agents' token, which
+	// a second build makes afresh: running agents read it when they
+	// started.
+	again, err := kube.Build(kube.Options{Name: "kt", PullPolicy: corev1.PullNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, again); err != nil {
 		t.Fatalf("second apply: %v", err)
 	}
 	ss1, _ := cs.AppsV1().StatefulSets(ns).Get(ctx, "hz-a", metav1.GetOptions{})
 	if ss1.Generation != ss0.Generation {
 		t.Errorf("a second apply moved hz-a from generation %d to %d", ss0.Generation, ss1.Generation)
+	}
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctx, kube.AgentSecret, metav1.GetOptions{})
+	if err != nil || string(sec.Data[kube.AgentTokenKey]) != o.AgentToken.StringData[kube.AgentTokenKey] {
+		t.Errorf("after a second apply, the agents' token is %q (%v); want the first one's", sec.Data[kube.AgentTokenKey], err)
+	}
+	if ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, kube.RoleAgent, metav1.GetOptions{}); err != nil || !ds.Spec.Template.Spec.HostPID {
+		t.Errorf("the agent DaemonSet: %v", err)
 	}
 
 	dcs, err := c.Inspect(ctx)
@@ -142,7 +155,7 @@ func TestLabOnARealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"StatefulSet/hz-a", "Service/gateway", "Deployment/gateway", "ConfigMap/topology", "PersistentVolumeClaim/data-sz-a-0", "Namespace/fibercut-kt"} {
+	for _, want := range []string{"StatefulSet/hz-a", "Service/gateway", "Deployment/gateway", "ConfigMap/topology", "PersistentVolumeClaim/data-sz-a-0", "DaemonSet/agent", "Secret/agent-token", "Namespace/fibercut-kt"} {
 		if !slices.Contains(removed, want) {
 			t.Errorf("Down removed %v, not %s", removed, want)
 		}

@@ -35,13 +35,13 @@ func PodFreezer(pid int, uid string) (Freezer, error) {
 	if err != nil {
 		return Freezer{}, cgroupError("freezer", uid, err)
 	}
-	f := Freezer{dir: filepath.Join(cgroupRoot, "freezer")}
+	f := Freezer{dir: filepath.Join(CgroupRoot, "freezer")}
 	path, ok := paths["freezer"]
 	if !ok {
 		if path, ok = paths[""]; !ok {
 			return Freezer{}, cgroupError("freezer", uid, fmt.Errorf("process %d is in no freezer cgroup (neither cgroup v1's freezer controller nor cgroup v2)", pid))
 		}
-		f = Freezer{dir: cgroupRoot, v2: true}
+		f = Freezer{dir: CgroupRoot, v2: true}
 	}
 	pod, ok := podDir(path, uid)
 	if !ok {
@@ -140,9 +140,9 @@ func (f Freezer) v2Frozen() bool {
 // (a frozen pod cannot die, so a lab deleted with one would never be
 // gone). It returns the DCs it thawed.
 func ThawHost(ctx context.Context, labName, dc string) ([]string, error) {
-	hierarchy, v2 := filepath.Join(cgroupRoot, "freezer"), false
+	hierarchy, v2 := filepath.Join(CgroupRoot, "freezer"), false
 	if _, err := os.Stat(hierarchy); err != nil {
-		hierarchy, v2 = cgroupRoot, true
+		hierarchy, v2 = CgroupRoot, true
 	}
 	var thawed []string
 	var errs []error
@@ -199,4 +199,27 @@ func nodeOf(dir, labName string) (string, bool) {
 		return nil
 	})
 	return dc, dc != ""
+}
+
+// LabPod finds, on this host, a process of the pod whose UID is uid and
+// checks by its processes' environment that the pod is lab's DC dc: an
+// agent changes nothing in a pod that is not fibercut's. It returns the
+// process and the pod's freezer.
+func LabPod(labName, dc, uid string) (int, Freezer, error) {
+	pids, err := HostPIDs([]string{uid})
+	if err != nil {
+		return 0, Freezer{}, fmt.Errorf("kube: find pod %s: %w", uid, err)
+	}
+	pid := pids[uid]
+	if pid == 0 {
+		return 0, Freezer{}, fmt.Errorf("kube: pod %s of dc %s has no process on this node", uid, dc)
+	}
+	f, err := PodFreezer(pid, uid)
+	if err != nil {
+		return 0, Freezer{}, err
+	}
+	if got, ok := nodeOf(f.dir, labName); !ok || got != dc {
+		return 0, Freezer{}, fmt.Errorf("kube: pod %s %w: it is not the node of lab %s's dc %s", uid, ErrNotOurs, labName, dc)
+	}
+	return pid, f, nil
 }

@@ -82,9 +82,9 @@ func TestFreezerFreezesAndThaws(t *testing.T) {
 	if os.Geteuid() != 0 {
 		labtest.SkipOrFail(t, "the freezer test needs root")
 	}
-	hierarchy, procs := filepath.Join(cgroupRoot, "freezer"), "cgroup.procs"
+	hierarchy, procs := filepath.Join(CgroupRoot, "freezer"), "cgroup.procs"
 	if _, err := os.Stat(hierarchy); err != nil {
-		hierarchy = cgroupRoot // cgroup v2
+		hierarchy = CgroupRoot // cgroup v2
 		if _, err := os.Stat(filepath.Join(hierarchy, "cgroup.controllers")); err != nil {
 			labtest.SkipOrFail(t, "no cgroup freezer on this host: %v", err)
 		}

@@ -180,7 +180,7 @@ func TestLabOnHarness(t *testing.T) {
 	// cities, as probed from inside each pod's network namespace, and the
 	// three other DCs keep committing; the heal restores them.
 	store := faults.NewStore(filepath.Join(t.TempDir(), "faults.json"))
-	in, err := faults.NewKubeInjector(ctx, c, kube.HostPIDs, h.Kubeconfig, store)
+	in, err := faults.NewKubeInjector(ctx, c, h.Kubeconfig, faults.ViaHost, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestLabOnHarness(t *testing.T) {
 	if drec.Holder == nil {
 		t.Fatalf("delay record %+v has no holder", drec)
 	}
-	l, err := c.Lab(ctx, kube.HostPIDs)
+	l, err := c.Lab(ctx, kube.OnHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestLabOnHarness(t *testing.T) {
 	}
 	state := func(dc string) string {
 		t.Helper()
-		l, err := c.Lab(ctx, kube.HostPIDs)
+		l, err := c.Lab(ctx, kube.OnHost)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +284,7 @@ func TestLabOnHarness(t *testing.T) {
 		t.Fatalf("the baseline %+v has no live holder", w)
 	}
 	slow := func(from, to string, min time.Duration) (bool, string) {
-		l, err := c.Lab(ctx, kube.HostPIDs)
+		l, err := c.Lab(ctx, kube.OnHost)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -334,7 +334,7 @@ func TestLabOnHarness(t *testing.T) {
 	// The holder follows the pods: hz-a's new pod is delayed, and so are
 	// its packets at its peers, whatever its new address.
 	wan("hz-a powered on again")
-	l, err = c.Lab(ctx, kube.HostPIDs)
+	l, err = c.Lab(ctx, kube.OnHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestLabOnHarness(t *testing.T) {
 // namespaces and checks each against want.
 func matrix(t *testing.T, ctx context.Context, c *kube.Cluster, want func(from, to string) lab.Reach) {
 	t.Helper()
-	l, err := c.Lab(ctx, kube.HostPIDs)
+	l, err := c.Lab(ctx, kube.OnHost)
 	if err != nil {
 		t.Fatal(err)
 	}

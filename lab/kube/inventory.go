@@ -14,13 +14,15 @@ import (
 
 // Lab returns the lab as the faults and the reachability matrix work on it:
 // its topology (from its ConfigMap), and per DC its pod's address as the
-// WAN address, its state ("running", "paused" when its freezer cgroup on
-// this host is frozen, "exited", or lab.StateMissing when it has no pod)
-// and, when pids finds one, the process whose namespace is the pod's. The
-// WAN network's ID is the namespace's UID: it tells one incarnation of the
-// lab from the next. A pod has one interface, so there
-// is no management network: a DC's management address is its pod's too.
-func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
+// WAN address, its state ("running", "paused" when view finds its freezer
+// cgroup frozen, "exited", or lab.StateMissing when it has no pod) and the
+// process view finds of it on this host (0 when it is reached through its
+// node's agent). A running pod that view does not reach is "exited": there
+// is no namespace to change. With no view, every running pod is "running".
+// The WAN network's ID is the namespace's UID: it tells one incarnation of
+// the lab from the next. A pod has one interface, so there is no
+// management network: a DC's management address is its pod's too.
+func (c *Cluster) Lab(ctx context.Context, view PodView) (*lab.Lab, error) {
 	ns, err := c.namespace(ctx)
 	if err != nil {
 		return nil, err
@@ -37,17 +39,17 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube: list the pods of lab %s: %w", c.name, err)
 	}
-	// One look at this host for every running pod's process.
-	var found map[string]int
-	if pids != nil {
-		var uids []string
-		for _, p := range pods.Items {
+	// One look for every running pod.
+	var found map[string]PodHere
+	if view != nil {
+		var running []*corev1.Pod
+		for i, p := range pods.Items {
 			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-				uids = append(uids, string(p.UID))
+				running = append(running, &pods.Items[i])
 			}
 		}
-		if found, err = pids(uids); err != nil {
-			return nil, fmt.Errorf("kube: find the processes of lab %s's pods: %w", c.name, err)
+		if found, err = view(ctx, running); err != nil {
+			return nil, fmt.Errorf("kube: find the pods of lab %s: %w", c.name, err)
 		}
 	}
 	l := &lab.Lab{Name: c.name, Topology: topo, WAN: lab.Network{ID: string(ns.UID), Name: c.ns}}
@@ -67,17 +69,12 @@ func (c *Cluster) Lab(ctx context.Context, pids PIDFinder) (*lab.Lab, error) {
 			if p.Status.Phase != corev1.PodRunning || !d.WANIP.IsValid() {
 				continue
 			}
-			d.Pid = found[string(p.UID)]
-			if d.Pid == 0 && pids != nil {
-				continue // not on this host: no namespace to enter
+			here, ok := found[string(p.UID)]
+			if !ok && view != nil {
+				continue // out of reach: no namespace to change
 			}
-			d.State = "running"
-			if d.Pid == 0 {
-				continue
-			}
-			// pids finds processes on this host, whose freezer tells a
-			// paused pod (the API knows nothing of it).
-			if frozen(d.Pid, string(p.UID)) {
+			d.Pid, d.Node, d.State = here.Pid, p.Spec.NodeName, "running"
+			if here.Paused {
 				d.State = "paused"
 			}
 		}

@@ -91,6 +91,10 @@ type Options struct {
 	// drill's load and record reader): it is held to no per-address
 	// limit and is not the hall. None when invalid.
 	Trusted netip.Addr
+	// AgentToken is the token the lab's agents answer to; a fresh one
+	// ([NewAgentToken]) when empty. [Cluster.Apply] keeps the token of a
+	// lab that has one.
+	AgentToken string
 }
 
 // Objects are the Kubernetes objects of one lab.
@@ -104,19 +108,23 @@ type Objects struct {
 	// DCs are the DCs' StatefulSets, in topology order.
 	DCs     []*appsv1.StatefulSet
 	Gateway *appsv1.Deployment
+	// AgentToken holds the agents' token, and Agent runs one agent per
+	// node, which applies faults there.
+	AgentToken *corev1.Secret
+	Agent      *appsv1.DaemonSet
 }
 
 // All returns the objects in the order they are created: the namespace
 // first, then what the pods read, then the pods' owners.
 func (o *Objects) All() []metav1.Object {
-	out := []metav1.Object{o.Namespace, o.Topology}
+	out := []metav1.Object{o.Namespace, o.Topology, o.AgentToken}
 	for _, s := range o.Services {
 		out = append(out, s)
 	}
 	for _, s := range o.DCs {
 		out = append(out, s)
 	}
-	return append(out, o.Gateway)
+	return append(out, o.Gateway, o.Agent)
 }
 
 // Namespace is the namespace of lab name.
@@ -185,6 +193,9 @@ func Build(opts Options) (*Objects, error) {
 	default:
 		return nil, fmt.Errorf("kube: gateway service type %q: want ClusterIP, NodePort or LoadBalancer", opts.GatewayService)
 	}
+	if opts.AgentToken == "" {
+		opts.AgentToken = NewAgentToken()
+	}
 	topoYAML, err := opts.Topology.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("kube: %w", err)
@@ -201,15 +212,18 @@ func Build(opts Options) (*Objects, error) {
 			Data:       map[string]string{topologyKey: string(topoYAML)},
 		},
 	}
-	// The namespace runs pods of the baseline profile: the DCs and the
-	// gateway need no privilege of their own.
-	o.Namespace.Labels["pod-security.kubernetes.io/enforce"] = "baseline"
+	// The DCs and the gateway need no privilege of their own, but the
+	// agents see their node's processes and enter their namespaces: the
+	// namespace admits privileged pods.
+	o.Namespace.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
 	for _, dc := range opts.Topology.Datacenters {
 		o.Services = append(o.Services, b.dcService(dc))
 		o.DCs = append(o.DCs, b.dcStatefulSet(dc))
 	}
 	o.Services = append(o.Services, b.gatewayService())
 	o.Gateway = b.gatewayDeployment()
+	o.AgentToken = b.agentSecret()
+	o.Agent = b.agentDaemonSet()
 	return o, nil
 }
 

@@ -3,6 +3,7 @@ package kube
 import (
 	"bufio"
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,7 +52,7 @@ func TestObjectsOfTheDefaultLab(t *testing.T) {
 		t.Fatalf("namespace %s labels %v", o.Namespace.Name, o.Namespace.Labels)
 	}
 	all := o.All()
-	if want := 1 + 1 + 6 + 5 + 1; len(all) != want {
+	if want := 1 + 1 + 1 + 6 + 5 + 1 + 1; len(all) != want {
 		t.Fatalf("%d objects, want %d", len(all), want)
 	}
 	for _, obj := range all[1:] {
@@ -128,6 +129,64 @@ func TestObjectsOfTheDefaultLab(t *testing.T) {
 	}
 	if o.Gateway.Spec.Template.Spec.Containers[0].Args[0] != "gateway" || o.DCs[0].Spec.Template.Spec.Containers[0].Args[0] != "node" {
 		t.Error("the pods do not run `fibercut gateway` and `fibercut node`")
+	}
+}
+
+// TestAgentObjects checks the agent DaemonSet and its token: the agent
+// sees its node's processes and cgroups with only the capabilities it
+// needs, reads the lab's own token, runs on every node, and is selected by
+// no Service (the hall never reaches it); each lab has a token of its own.
+func TestAgentObjects(t *testing.T) {
+	o := build(t, Options{Name: "demo", Image: "registry.example/fibercut-node:v1"})
+	if o.Namespace.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("namespace labels %v: the agents need a namespace that admits privileged pods", o.Namespace.Labels)
+	}
+	tok := o.AgentToken.StringData[AgentTokenKey]
+	if o.AgentToken.Name != AgentSecret || len(tok) != 64 {
+		t.Fatalf("agent Secret %s holds a token of %d characters, want %s with 64", o.AgentToken.Name, len(tok), AgentSecret)
+	}
+	if other := build(t, Options{Name: "demo"}); other.AgentToken.StringData[AgentTokenKey] == tok {
+		t.Error("two builds share one agent token")
+	}
+	if given := build(t, Options{Name: "demo", AgentToken: "given-token-0123456789"}); given.AgentToken.StringData[AgentTokenKey] != "given-token-0123456789" {
+		t.Error("Options.AgentToken is not the Secret's")
+	}
+	ds := o.Agent
+	if ds.Name != RoleAgent || ds.Labels[lab.LabelLab] != "demo" {
+		t.Fatalf("agent DaemonSet %s labels %v", ds.Name, ds.Labels)
+	}
+	pod := ds.Spec.Template.Spec
+	if !pod.HostPID || pod.HostNetwork {
+		t.Errorf("agent hostPID %v hostNetwork %v: want the node's processes, in a network namespace of its own", pod.HostPID, pod.HostNetwork)
+	}
+	if len(pod.Tolerations) != 1 || pod.Tolerations[0].Operator != corev1.TolerationOpExists {
+		t.Errorf("agent tolerations %+v: want every node's taints tolerated", pod.Tolerations)
+	}
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("the agent needs no API credentials and must not mount them")
+	}
+	c := pod.Containers[0]
+	if c.Image != "registry.example/fibercut-node:v1" || c.Args[0] != "agent" {
+		t.Errorf("agent container %s %v", c.Image, c.Args)
+	}
+	sc := c.SecurityContext
+	if sc.Privileged != nil && *sc.Privileged {
+		t.Error("the agent is privileged; it needs three capabilities only")
+	}
+	if got := sc.Capabilities.Add; !slices.Equal(got, []corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}) || len(sc.Capabilities.Drop) != 1 {
+		t.Errorf("agent capabilities %+v", sc.Capabilities)
+	}
+	if e, _ := env(c, EnvAgentToken); e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != AgentSecret || e.ValueFrom.SecretKeyRef.Key != AgentTokenKey {
+		t.Errorf("agent token from %+v", e.ValueFrom)
+	}
+	if len(pod.Volumes) != 1 || pod.Volumes[0].HostPath == nil || pod.Volumes[0].HostPath.Path != "/sys/fs/cgroup" ||
+		len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != AgentCgroupRoot || !slices.Contains(c.Args, AgentCgroupRoot) {
+		t.Errorf("agent volumes %+v mounts %+v args %v: want the host's cgroups at %s", pod.Volumes, c.VolumeMounts, c.Args, AgentCgroupRoot)
+	}
+	for _, svc := range o.Services {
+		if svc.Spec.Selector[lab.LabelRole] == RoleAgent || svc.Spec.Selector[lab.LabelRole] == "" && svc.Spec.Selector[lab.LabelDC] == "" {
+			t.Errorf("Service %s selects the agents: %v", svc.Name, svc.Spec.Selector)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/fibercut/fibercut/lab"
@@ -63,9 +64,16 @@ type agentSet struct {
 }
 
 type agentQdisc struct {
-	RateBits int64 `json:"rate_bits,omitempty"`
-	DelayNS  int64 `json:"delay_ns,omitempty"`
-	JitterNS int64 `json:"jitter_ns,omitempty"`
+	RateBits int64     `json:"rate_bits,omitempty"`
+	DelayNS  int64     `json:"delay_ns,omitempty"`
+	JitterNS int64     `json:"jitter_ns,omitempty"`
+	Until    time.Time `json:"until,omitzero"`
+}
+
+// agentFreezeReq freezes a pod, until a time if it is not zero.
+type agentFreezeReq struct {
+	agentPod
+	Until time.Time `json:"until,omitzero"`
 }
 
 // agentThawReq asks for every frozen pod of the lab's DC on the node.
@@ -95,7 +103,7 @@ func NewAgentHandler(token string, log *slog.Logger) (http.Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := agentServer{token: token, log: log}
+	a := &agentServer{token: token, log: log, deadlines: map[deadlineKey]*deadline{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("POST /"+agentPods, agentEndpoint(a, func(ctx context.Context, req kube.PodsRequest) (any, error) {
@@ -103,20 +111,30 @@ func NewAgentHandler(token string, log *slog.Logger) (http.Handler, error) {
 		return kube.PodsReply{Pods: pods}, err
 	}))
 	mux.Handle("POST /"+agentNamespace, agentEndpoint(a, func(ctx context.Context, req agentOp) (any, error) {
-		return runAgentOp(req)
+		return a.namespaceOp(req)
 	}))
-	mux.Handle("POST /"+agentFreeze, agentEndpoint(a, func(ctx context.Context, req agentPod) (any, error) {
+	mux.Handle("POST /"+agentFreeze, agentEndpoint(a, func(ctx context.Context, req agentFreezeReq) (any, error) {
 		_, f, err := kube.LabPod(req.Lab, req.DC, req.UID)
 		if err != nil {
 			return nil, err
 		}
-		return kube.AgentReply{}, f.Set(ctx, true)
+		if err := f.Set(ctx, true); err != nil {
+			return nil, err
+		}
+		a.endAt(deadlineKey{req.Lab, req.DC, "pause"}, req.Until, func(ctx context.Context) error {
+			_, err := kube.ThawHost(ctx, req.Lab, req.DC)
+			return err
+		})
+		return kube.AgentReply{}, nil
 	}))
 	mux.Handle("POST /"+agentThaw, agentEndpoint(a, func(ctx context.Context, req agentThawReq) (any, error) {
 		if err := lab.ValidateName(req.Lab); err != nil {
 			return nil, err
 		}
 		dcs, err := kube.ThawHost(ctx, req.Lab, req.DC)
+		if err == nil {
+			a.forget(req.Lab, req.DC, "pause")
+		}
 		return kube.AgentReply{DCs: dcs}, err
 	}))
 	return mux, nil
@@ -125,6 +143,88 @@ func NewAgentHandler(token string, log *slog.Logger) (http.Handler, error) {
 type agentServer struct {
 	token string
 	log   *slog.Logger
+
+	mu        sync.Mutex
+	deadlines map[deadlineKey]*deadline
+}
+
+// deadlineKey names what a deadline ends: a pause or a qdisc of a DC.
+type deadlineKey struct{ lab, dc, what string }
+
+// deadline is when the agent ends a fault itself. The watchdog on the
+// host that applied it ends it on time too; the agent's is for when that
+// host is gone, since a pause or a qdisc, unlike an nftables element,
+// does not expire in the kernel.
+type deadline struct {
+	at    time.Time
+	timer *time.Timer
+}
+
+// endAt has end run at the time given (nothing when zero). A deadline for
+// the same pause or qdisc already set is moved only later: a fault is
+// never ended before a later one on the same DC wants it over.
+func (a *agentServer) endAt(k deadlineKey, at time.Time, end func(context.Context) error) {
+	if at.IsZero() {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d, ok := a.deadlines[k]; ok {
+		if !at.After(d.at) {
+			return
+		}
+		d.timer.Stop()
+	}
+	d := &deadline{at: at}
+	d.timer = time.AfterFunc(time.Until(at), func() {
+		a.mu.Lock()
+		if a.deadlines[k] != d {
+			a.mu.Unlock()
+			return
+		}
+		delete(a.deadlines, k)
+		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), agentOpTimeout)
+		defer cancel()
+		if err := end(ctx); err != nil {
+			a.log.Warn("deadline passed: could not end it", "lab", k.lab, "dc", k.dc, "fault", k.what, "error", err)
+			return
+		}
+		a.log.Info("deadline passed: ended it", "lab", k.lab, "dc", k.dc, "fault", k.what)
+	})
+	a.deadlines[k] = d
+}
+
+// forget drops a deadline: what it would end was ended.
+func (a *agentServer) forget(labName, dc, what string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, d := range a.deadlines {
+		if k.lab == labName && (dc == "" || k.dc == dc) && k.what == what {
+			d.timer.Stop()
+			delete(a.deadlines, k)
+		}
+	}
+}
+
+// namespaceOp runs a Namespace call and keeps the qdisc's deadline.
+func (a *agentServer) namespaceOp(req agentOp) (kube.AgentReply, error) {
+	r, err := runAgentOp(req)
+	if err != nil {
+		return r, err
+	}
+	switch req.Op {
+	case opAddQdisc:
+		remove := req
+		remove.Op, remove.Qdisc = opRemoveQdisc, nil
+		a.endAt(deadlineKey{req.Lab, req.DC, "qdisc"}, req.Qdisc.Until, func(context.Context) error {
+			_, err := runAgentOp(remove)
+			return err
+		})
+	case opRemoveQdisc:
+		a.forget(req.Lab, req.DC, "qdisc")
+	}
+	return r, nil
 }
 
 // agentEndpoint checks a request's token and reads its body, strictly,
@@ -132,7 +232,7 @@ type agentServer struct {
 // answered 200 with its error in [kube.AgentReply], so that the message
 // reaches the caller through the API server's proxy as it was written; a
 // request the agent cannot read is answered 4xx.
-func agentEndpoint[Req any](a agentServer, do func(context.Context, Req) (any, error)) http.Handler {
+func agentEndpoint[Req any](a *agentServer, do func(context.Context, Req) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get(kube.AgentTokenHeader)
 		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
@@ -255,7 +355,7 @@ func (n *agentNS) dropTable() (bool, error) {
 }
 
 func (n *agentNS) addQdisc(q qdiscSpec) error {
-	_, err := n.do(agentOp{Op: opAddQdisc, Qdisc: &agentQdisc{RateBits: q.RateBits, DelayNS: int64(q.Delay), JitterNS: int64(q.Jitter)}})
+	_, err := n.do(agentOp{Op: opAddQdisc, Qdisc: &agentQdisc{RateBits: q.RateBits, DelayNS: int64(q.Delay), JitterNS: int64(q.Jitter), Until: q.Until}})
 	return err
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/fibercut/fibercut/lab"
 	"github.com/fibercut/fibercut/lab/kube"
+	"github.com/fibercut/fibercut/lab/labtest"
 	"github.com/fibercut/fibercut/nodeapi"
 )
 
@@ -316,4 +317,50 @@ func TestAgentRefuses(t *testing.T) {
 	if resp != nil {
 		resp.Body.Close()
 	}
+}
+
+// TestAgentEndsFaultsAtTheirDeadline: a pause and a qdisc applied through
+// an agent with an end time are ended by the agent itself when nobody
+// heals them (the watchdog's host gone), and a later fault on the same DC
+// moves the end only later, never earlier.
+func TestAgentEndsFaultsAtTheirDeadline(t *testing.T) {
+	ns := newTestNS(t, "10.99.0.2")
+	const labName = "agent-test"
+	pod := newTestPod(t, ns, labName, "hz-a")
+	f := newAgentFixture(t, labName)
+	dc := lab.DC{ID: "hz-a", ContainerID: pod.uid, WANIP: netip.MustParseAddr("10.99.0.2"), Node: "n1", State: "running"}
+	ctx := context.Background()
+	freeze := func(until time.Time) {
+		t.Helper()
+		var r kube.AgentReply
+		req := agentFreezeReq{agentPod: agentPod{Lab: labName, DC: "hz-a", UID: pod.uid}, Until: until}
+		if err := f.agents.Call(ctx, "n1", agentFreeze, req, &r); err != nil || r.Error != "" {
+			t.Fatalf("freeze through the agent: %v %q", err, r.Error)
+		}
+	}
+
+	// A pause until a second from now, then one until an hour from now:
+	// the first deadline does not thaw the second pause.
+	freeze(time.Now().Add(time.Second))
+	freeze(time.Now().Add(time.Hour))
+	time.Sleep(2 * time.Second)
+	if !pod.frozen(t) {
+		t.Fatal("an earlier pause's deadline thawed a later pause of the same DC")
+	}
+	// A heal forgets the deadline; a new pause with a near one ends by
+	// the agent's hand.
+	if _, err := f.agents.Each(ctx, agentThaw, agentThawReq{Lab: labName, DC: "hz-a"}); err != nil {
+		t.Fatal(err)
+	}
+	freeze(time.Now().Add(500 * time.Millisecond))
+	labtest.Eventually(t, 30*time.Second, "the pause thawed by the agent at its deadline", func() bool { return !pod.frozen(t) })
+
+	var remote Namespace = &agentNS{agents: f.agents, lab: labName, dc: dc}
+	if err := remote.addQdisc(qdiscSpec{RateBits: 8_000_000, Until: time.Now().Add(500 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	labtest.Eventually(t, 30*time.Second, "the qdisc removed by the agent at its deadline", func() bool {
+		has, err := ns.conn.hasQdisc()
+		return err == nil && !has
+	})
 }

@@ -27,8 +27,11 @@ type Backend interface {
 	// PowerOn starts a stopped DC and returns once it runs; a running DC
 	// is left alone, a missing one is not an error.
 	PowerOn(ctx context.Context, dc lab.DC) error
-	// Pause freezes a running DC.
-	Pause(ctx context.Context, dc lab.DC) error
+	// Pause freezes a running DC until it is resumed. until is when
+	// the fault ends (zero: when healed): a backend whose DCs run
+	// elsewhere also ends the pause then itself, should the watchdog on
+	// this host be gone.
+	Pause(ctx context.Context, dc lab.DC, until time.Time) error
 	// Resume thaws a paused DC; a DC that is not paused, or missing, is
 	// left alone.
 	Resume(ctx context.Context, dc lab.DC) error
@@ -98,7 +101,9 @@ func (b *dockerBackend) PowerOn(ctx context.Context, d lab.DC) error {
 	return b.waitState(ctx, d, true)
 }
 
-func (b *dockerBackend) Pause(ctx context.Context, d lab.DC) error {
+// Pause freezes the container. Its watchdog, on this host as the lab is,
+// thaws it on time: until is not needed here.
+func (b *dockerBackend) Pause(ctx context.Context, d lab.DC, _ time.Time) error {
 	if err := b.cli.ContainerPause(ctx, d.ContainerID); err != nil {
 		return fmt.Errorf("faults: pause dc %s: %w", d.ID, err)
 	}

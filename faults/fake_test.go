@@ -89,7 +89,7 @@ func (b *fakeBackend) PowerOn(_ context.Context, d lab.DC) error {
 	return nil
 }
 
-func (b *fakeBackend) Pause(_ context.Context, d lab.DC) error {
+func (b *fakeBackend) Pause(_ context.Context, d lab.DC, _ time.Time) error {
 	if b.onPause != nil {
 		b.onPause()
 	}

@@ -317,14 +317,16 @@ func (in *Injector) change(ctx context.Context, l *lab.Lab, rec Record, ch chang
 	}
 	if ch.qdisc != nil {
 		for _, dc := range ch.qdiscDCs {
-			if err := in.withNS(l, dc, func(ns Namespace) error { return ns.addQdisc(*ch.qdisc) }); err != nil {
+			q := *ch.qdisc
+			q.Until = rec.Until
+			if err := in.withNS(l, dc, func(ns Namespace) error { return ns.addQdisc(q) }); err != nil {
 				return err
 			}
 		}
 	}
 	if err := forEach(ch.pause, func(dc string) error {
 		d, _ := l.DC(dc)
-		return in.backend.Pause(ctx, *d)
+		return in.backend.Pause(ctx, *d, rec.Until)
 	}); err != nil {
 		return err
 	}

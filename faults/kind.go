@@ -97,6 +97,9 @@ func (c *changes) put(dc, set string, a netip.Addr) {
 type qdiscSpec struct {
 	RateBits      int64         `json:"rate_bits,omitempty"`
 	Delay, Jitter time.Duration `json:"-"`
+	// Until is when the fault ends (zero: when healed), for a namespace
+	// on another node whose agent removes the qdisc then itself.
+	Until time.Time `json:"-"`
 }
 
 // wanIP returns a DC's WAN address (invalid when it has none).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -134,11 +135,12 @@ func (b *kubeBackend) PowerOff(ctx context.Context, d lab.DC) error { return b.c
 func (b *kubeBackend) PowerOn(ctx context.Context, d lab.DC) error { return b.c.PowerOn(ctx, d.ID) }
 
 // Pause freezes the DC's pod by its freezer cgroup, as `docker pause`
-// does a container's; the kubelet sees a running pod.
-func (b *kubeBackend) Pause(ctx context.Context, d lab.DC) error {
+// does a container's; the kubelet sees a running pod. Through an agent,
+// the agent also thaws it at until, should this host's watchdog be gone.
+func (b *kubeBackend) Pause(ctx context.Context, d lab.DC, until time.Time) error {
 	if b.via == ViaAgent {
 		var r kube.AgentReply
-		err := b.agents.Call(ctx, d.Node, agentFreeze, agentPod{Lab: b.c.Name(), DC: d.ID, UID: d.ContainerID}, &r)
+		err := b.agents.Call(ctx, d.Node, agentFreeze, agentFreezeReq{agentPod: agentPod{Lab: b.c.Name(), DC: d.ID, UID: d.ContainerID}, Until: until}, &r)
 		if err == nil && r.Error != "" {
 			err = errors.New(r.Error)
 		}

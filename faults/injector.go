@@ -232,10 +232,17 @@ func (in *Injector) apply(ctx context.Context, l *lab.Lab, spec Spec, ch changes
 	// any rule sends packets there (with bypass they would pass anyway).
 	if ch.hold {
 		dcs := map[string]int{}
-		for dc := range ch.nft {
+		var away []string // DCs with no process here: on other nodes
+		for _, dc := range slices.Sorted(maps.Keys(ch.nft)) {
 			if d, ok := l.DC(dc); ok {
+				if d.Pid == 0 {
+					away = append(away, dc+" (node "+d.Node+")")
+				}
 				dcs[dc] = d.Pid
 			}
+		}
+		if len(away) > 0 {
+			return nil, forget(fmt.Errorf("faults: a delay by NFQUEUE holds packets in a process of this host, in the namespaces of the DCs it delays and of those it is held in, and these have no process here: %s; nothing was changed", strings.Join(away, ", ")))
 		}
 		h, err := in.hold(ctx, rec, dcs)
 		if err != nil {

@@ -309,3 +309,38 @@ func TestSubMillisecondDurationsAreRefused(t *testing.T) {
 	}
 	expectInForce(t, b)
 }
+
+// TestDelayNeedsTheDCHere: a delay by NFQUEUE holds packets in a process
+// of this host, so a DC reached only through its node's agent (no process
+// here: Pid 0) refuses it, naming the DC and its node, with nothing
+// changed and no holder started.
+func TestDelayNeedsTheDCHere(t *testing.T) {
+	in, b := fakeInjector(t)
+	b.mu.Lock()
+	for i := range b.lab.DCs {
+		b.lab.DCs[i].Pid, b.lab.DCs[i].Node = 0, "node-"+b.lab.DCs[i].ID
+	}
+	b.mu.Unlock()
+	started := false
+	in.hold = func(context.Context, Record, map[string]int) (*Process, error) {
+		started = true
+		self := Self()
+		return &self, nil
+	}
+	spec, err := ParseSpec("delay 20ms dc sz-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.For, spec.Engine = time.Minute, EngineNFQueue
+	_, err = in.Apply(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "these have no process here: hz-a (node node-hz-a), hz-b (node node-hz-b), sh-a (node node-sh-a), sh-b (node node-sh-b), sz-a (node node-sz-a)") {
+		t.Fatalf("a delay of a DC with no process here: %v; want it refused, naming the DC and its node", err)
+	}
+	if started {
+		t.Error("a holder was started for a refused delay")
+	}
+	expectInForce(t, b)
+	if st, err := in.store.Load(); err != nil || len(st.Records) != 0 {
+		t.Errorf("the store after a refused delay: %+v, %v; want no fault", st, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -340,8 +341,9 @@ type DC struct {
 }
 
 // Inspect returns the lab's DCs in the order of their StatefulSets' names,
-// with lab.ErrNoLab if the lab has no namespace. It tells a paused DC where
-// its pod runs on this host ([HostPaused]).
+// with lab.ErrNoLab if the lab has no namespace. It tells a paused DC by
+// its freezer: on this host where its pod runs here ([OnHost]), else as
+// the agent on its node says.
 func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 	if _, err := c.namespace(ctx); err != nil {
 		return nil, err
@@ -356,10 +358,10 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 		return nil, fmt.Errorf("kube: list the pods of lab %s: %w", c.name, err)
 	}
 	var out []DC
-	var running []string // the UIDs of the running pods
+	var running []*corev1.Pod
 	for _, s := range ss.Items {
 		d := DC{ID: s.Labels[lab.LabelDC], City: s.Labels[lab.LabelCity], Replicas: *s.Spec.Replicas}
-		for _, p := range pods.Items {
+		for i, p := range pods.Items {
 			if p.Labels[lab.LabelDC] != d.ID || p.DeletionTimestamp != nil {
 				continue
 			}
@@ -378,19 +380,39 @@ func (c *Cluster) Inspect(ctx context.Context) ([]DC, error) {
 				}
 			}
 			if p.Status.Phase == corev1.PodRunning {
-				running = append(running, d.UID)
+				running = append(running, &pods.Items[i])
 			}
 		}
 		out = append(out, d)
 	}
-	// Those on this host may be paused. Unreadable here: not known paused.
-	if pids, err := HostPIDs(running); err == nil {
-		for i, d := range out {
-			out[i].Paused = pids[d.UID] != 0 && frozen(pids[d.UID], d.UID)
-		}
+	// Running pods may be paused. Unreadable: not known paused.
+	seen := c.paused(ctx, running)
+	for i, d := range out {
+		out[i].Paused = seen[d.UID].Paused
 	}
 	slices.SortFunc(out, func(a, b DC) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// paused looks at the pods on this host, then asks the agents of the
+// others' nodes.
+func (c *Cluster) paused(ctx context.Context, pods []*corev1.Pod) map[string]PodHere {
+	seen, err := OnHost(ctx, pods)
+	if err != nil {
+		seen = map[string]PodHere{}
+	}
+	var elsewhere []*corev1.Pod
+	for _, p := range pods {
+		if _, ok := seen[string(p.UID)]; !ok {
+			elsewhere = append(elsewhere, p)
+		}
+	}
+	if len(elsewhere) > 0 {
+		if there, err := c.Agents().View(ctx, elsewhere); err == nil {
+			maps.Copy(seen, there)
+		}
+	}
+	return seen
 }
 
 // namespace returns the lab's namespace, with lab.ErrNoLab if there is

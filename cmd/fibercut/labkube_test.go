@@ -45,6 +45,8 @@ func TestLabManifestsCmd(t *testing.T) {
 	for _, want := range []string{
 		"#   hz-a   fibercut.city=hangzhou,fibercut.dc=hz-a", "kind: StatefulSet", "name: fibercut-demo",
 		"image: registry.example/fc:v1", "value: hz-a=hz-a-0.hz-a.fibercut-demo.svc,", "publishNotReadyAddresses: true",
+		"kind: DaemonSet", "hostPID: true", "# The Secret agent-token holds a token made for this file",
+		"rollout restart ds/agent",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("manifests lack %q", want)

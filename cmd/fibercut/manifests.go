@@ -98,5 +98,11 @@ func manifestsHeader(o *kube.Objects, opts kube.Options) string {
 			fmt.Fprintf(&b, "#   %-6s %s=%s,%s=%s\n", dc.ID, city, dc.City, zone, dc.ID)
 		}
 	}
+	fmt.Fprintf(&b, "# The DaemonSet %s runs `fibercut agent` on every node, which applies the faults there:\n", kube.RoleAgent)
+	b.WriteString("#   it sees the node's processes (hostPID), has NET_ADMIN, SYS_ADMIN and SYS_PTRACE, no seccomp\n")
+	b.WriteString("#   filter, and the host's /sys/fs/cgroup; so the namespace admits privileged pods.\n")
+	fmt.Fprintf(&b, "# The Secret %s holds a token made for this file, which the agents answer to:\n", kube.AgentSecret)
+	b.WriteString("#   keep the file as private as the token. Applying it again to a lab changes the token: restart\n")
+	fmt.Fprintf(&b, "#   the agents after (kubectl -n %s rollout restart ds/%s), or use `lab up`, which keeps it.\n", o.Namespace.Name, kube.RoleAgent)
 	return b.String()
 }

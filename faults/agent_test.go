@@ -107,16 +107,22 @@ func (l tlog) Write(p []byte) (int, error) { l.t.Log(strings.TrimSpace(string(p)
 
 // agentFixture is an agent's handler on loopback, and the lab's agents as
 // fibercut reaches them, through a fake cluster whose only agent pod is
-// on node n1 and which sends its requests straight to the handler.
+// on node n1 and which sends its requests straight to the handler; and on
+// that node, a pod of lab podLab's DC hz-a in a network namespace, and the
+// namespace as fibercut changes it through the agent.
 type agentFixture struct {
 	srv    *httptest.Server
 	agents *kube.Agents
 	token  string
+	ns     *testNS
+	pod    *testPod
+	remote Namespace
 }
 
-func newAgentFixture(t *testing.T, labName string) *agentFixture {
+func newAgentFixture(t *testing.T, labName, podLab string) *agentFixture {
 	t.Helper()
-	f := &agentFixture{token: kube.NewAgentToken()}
+	f := &agentFixture{token: kube.NewAgentToken(), ns: newTestNS(t, "10.99.0.2")}
+	f.pod = newTestPod(t, f.ns, podLab, "hz-a")
 	h, err := NewAgentHandler(f.token, slog.New(slog.NewTextHandler(tlog{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +142,8 @@ func newAgentFixture(t *testing.T, labName string) *agentFixture {
 		}
 		return f.post(ctx, path, token, body)
 	}, f.token)
+	dc := lab.DC{ID: "hz-a", ContainerID: f.pod.uid, WANIP: netip.MustParseAddr("10.99.0.2"), Node: "n1", State: "running"}
+	f.remote = &agentNS{agents: f.agents, lab: labName, dc: dc}
 	return f
 }
 
@@ -165,12 +173,9 @@ func (f *agentFixture) post(ctx context.Context, path, token string, body []byte
 // and thawed, and what the agent reports of its pods is what the kernel
 // says.
 func TestAgentAppliesFaultsInItsNodesPods(t *testing.T) {
-	ns := newTestNS(t, "10.99.0.2")
 	const labName = "agent-test"
-	pod := newTestPod(t, ns, labName, "hz-a")
-	f := newAgentFixture(t, labName)
-	dc := lab.DC{ID: "hz-a", ContainerID: pod.uid, WANIP: netip.MustParseAddr("10.99.0.2"), Node: "n1", State: "running"}
-	var remote Namespace = &agentNS{agents: f.agents, lab: labName, dc: dc}
+	f := newAgentFixture(t, labName, labName)
+	ns, pod, remote := f.ns, f.pod, f.remote
 
 	adds := []setAdd{{Set: setDropIn, Addrs: addrs("10.99.0.5", "10.99.0.6")}}
 	if err := remote.addFault("f1", adds, time.Minute); err != nil {
@@ -253,9 +258,8 @@ func TestAgentAppliesFaultsInItsNodesPods(t *testing.T) {
 // lab's, or another DC's), read a body it does not know or one too large,
 // or run an operation that does not exist. Each refusal says why.
 func TestAgentRefuses(t *testing.T) {
-	ns := newTestNS(t, "10.99.0.2")
-	pod := newTestPod(t, ns, "other-lab", "hz-a")
-	f := newAgentFixture(t, "agent-test")
+	f := newAgentFixture(t, "agent-test", "other-lab")
+	pod := f.pod
 	ctx := context.Background()
 
 	op := func(o agentOp) []byte {
@@ -324,11 +328,9 @@ func TestAgentRefuses(t *testing.T) {
 // heals them (the watchdog's host gone), and a later fault on the same DC
 // moves the end only later, never earlier.
 func TestAgentEndsFaultsAtTheirDeadline(t *testing.T) {
-	ns := newTestNS(t, "10.99.0.2")
 	const labName = "agent-test"
-	pod := newTestPod(t, ns, labName, "hz-a")
-	f := newAgentFixture(t, labName)
-	dc := lab.DC{ID: "hz-a", ContainerID: pod.uid, WANIP: netip.MustParseAddr("10.99.0.2"), Node: "n1", State: "running"}
+	f := newAgentFixture(t, labName, labName)
+	pod := f.pod
 	ctx := context.Background()
 	freeze := func(until time.Time) {
 		t.Helper()
@@ -355,12 +357,11 @@ func TestAgentEndsFaultsAtTheirDeadline(t *testing.T) {
 	freeze(time.Now().Add(500 * time.Millisecond))
 	labtest.Eventually(t, 30*time.Second, "the pause thawed by the agent at its deadline", func() bool { return !pod.frozen(t) })
 
-	var remote Namespace = &agentNS{agents: f.agents, lab: labName, dc: dc}
-	if err := remote.addQdisc(qdiscSpec{RateBits: 8_000_000, Until: time.Now().Add(500 * time.Millisecond)}); err != nil {
+	if err := f.remote.addQdisc(qdiscSpec{RateBits: 8_000_000, Until: time.Now().Add(500 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
 	labtest.Eventually(t, 30*time.Second, "the qdisc removed by the agent at its deadline", func() bool {
-		has, err := ns.conn.hasQdisc()
+		has, err := f.ns.conn.hasQdisc()
 		return err == nil && !has
 	})
 }

@@ -47,6 +47,10 @@ func Connect(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("kube: load kubeconfig: %w", err)
 	}
+	// client-go's default of 5 requests a second, in bursts of 10, would
+	// hold a fault on five DCs (a look at the lab, then a request per DC
+	// to its node's agent) for most of a second: kubectl's rate.
+	cfg.QPS, cfg.Burst = 50, 300
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kube: client for %s: %w", cfg.Host, err)

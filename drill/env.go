@@ -69,6 +69,8 @@ func (e *KubeEnv) Up(ctx context.Context, store *faults.Store) (*lab.Lab, *fault
 			var agents kube.AgentStatus
 			if l.Gateway.State != "running" {
 				err = errors.New("the gateway's rollout is not over")
+			} else if e.Via == faults.ViaHost {
+				err = l.WaitHealthy(wctx, 2*time.Second)
 			} else if agents, err = e.Cluster.AgentStatus(wctx); err == nil && !agents.Up() {
 				err = fmt.Errorf("the agents are not ready: %d of %d nodes", agents.Ready, agents.Nodes)
 			} else if err == nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,11 +50,12 @@ type agentPod struct {
 // agentOp is one [Namespace] call, in a DC pod whose WAN address is WAN.
 type agentOp struct {
 	agentPod
-	WAN       netip.Addr  `json:"wan"`
-	Op        string      `json:"op"`
-	ID        string      `json:"id,omitempty"`
-	Adds      []agentSet  `json:"adds,omitempty"`
-	TimeoutMS int64       `json:"timeout_ms,omitempty"`
+	WAN  netip.Addr `json:"wan"`
+	Op   string     `json:"op"`
+	ID   string     `json:"id,omitempty"`
+	Adds []agentSet `json:"adds,omitempty"`
+	// TimeoutNS is how long the elements added live; 0: until removed.
+	TimeoutNS int64       `json:"timeout_ns,omitempty"`
 	IDs       []string    `json:"ids,omitempty"`
 	Qdisc     *agentQdisc `json:"qdisc,omitempty"`
 }
@@ -63,17 +65,101 @@ type agentSet struct {
 	Addrs []netip.Addr `json:"addrs"`
 }
 
+// agentQdisc is a qdisc, and ForNS how long the agent keeps it (0: until
+// removed). Durations, not times: the node's clock need not be this
+// host's.
 type agentQdisc struct {
-	RateBits int64     `json:"rate_bits,omitempty"`
-	DelayNS  int64     `json:"delay_ns,omitempty"`
-	JitterNS int64     `json:"jitter_ns,omitempty"`
-	Until    time.Time `json:"until,omitzero"`
+	RateBits int64 `json:"rate_bits,omitempty"`
+	DelayNS  int64 `json:"delay_ns,omitempty"`
+	JitterNS int64 `json:"jitter_ns,omitempty"`
+	ForNS    int64 `json:"for_ns,omitempty"`
 }
 
-// agentFreezeReq freezes a pod, until a time if it is not zero.
+// agentFreezeReq freezes a pod, for ForNS (0: until thawed).
 type agentFreezeReq struct {
 	agentPod
-	Until time.Time `json:"until,omitzero"`
+	ForNS int64 `json:"for_ns,omitempty"`
+}
+
+// forNS is the time left until until, as the agent's requests have it: 0
+// for never, and at least 1 ns for a time already past (end it now).
+func forNS(until time.Time) int64 {
+	if until.IsZero() {
+		return 0
+	}
+	return max(1, int64(time.Until(until)))
+}
+
+// Limits of what an agent reads.
+const (
+	agentMaxUIDs  = 256 // pods in one /v1/pods
+	agentMaxAddrs = 4096
+)
+
+// check refuses a pod named badly.
+func (p agentPod) check() error {
+	if err := lab.ValidateName(p.Lab); err != nil {
+		return err
+	}
+	if p.DC == "" || len(p.DC) > 63 {
+		return fmt.Errorf("faults: agent: dc %q: want a DC id of 1 to 63 characters", p.DC)
+	}
+	if p.UID == "" || len(p.UID) > 64 {
+		return fmt.Errorf("faults: agent: pod uid %q: want a pod's UID", p.UID)
+	}
+	return nil
+}
+
+// check refuses what no [Namespace] call sends.
+func (o agentOp) check() error {
+	if err := o.agentPod.check(); err != nil {
+		return err
+	}
+	if !o.WAN.Is4() {
+		return fmt.Errorf("faults: agent: dc %s: WAN address %v: want the pod's IPv4 address", o.DC, o.WAN)
+	}
+	ids := o.IDs
+	if o.ID != "" || o.Op == opAddFault {
+		ids = append([]string{o.ID}, ids...)
+	}
+	for _, id := range ids {
+		if !validFaultID(id) {
+			return fmt.Errorf("faults: agent: fault id %q: want f and a number, as fibercut names faults", id)
+		}
+	}
+	n := 0
+	for _, a := range o.Adds {
+		for _, ad := range a.Addrs {
+			if !ad.Is4() {
+				return fmt.Errorf("faults: agent: address %v in set %s: want IPv4", ad, a.Set)
+			}
+		}
+		n += len(a.Addrs)
+	}
+	if n > agentMaxAddrs {
+		return fmt.Errorf("faults: agent: %d addresses in one fault: at most %d", n, agentMaxAddrs)
+	}
+	if o.TimeoutNS < 0 {
+		return fmt.Errorf("faults: agent: timeout %d ns: want 0 (none) or more", o.TimeoutNS)
+	}
+	if q := o.Qdisc; q != nil && (q.RateBits < 0 || q.DelayNS < 0 || q.JitterNS < 0 || q.ForNS < 0) {
+		return fmt.Errorf("faults: agent: qdisc %+v: want no negative value", *q)
+	}
+	return nil
+}
+
+// validFaultID tells an id of the form nextID gives: f1, f2, ...
+func validFaultID(id string) bool {
+	n, ok := strings.CutPrefix(id, "f")
+	if !ok || n == "" || len(n) > 18 {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // agentThawReq asks for every frozen pod of the lab's DC on the node.
@@ -107,33 +193,39 @@ func NewAgentHandler(token string, log *slog.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("POST /"+agentPods, agentEndpoint(a, func(ctx context.Context, req kube.PodsRequest) (any, error) {
+		if len(req.UIDs) > agentMaxUIDs {
+			return nil, fmt.Errorf("faults: agent: %d pods asked for: at most %d", len(req.UIDs), agentMaxUIDs)
+		}
 		pods, err := kube.LookHere(req.UIDs)
-		return kube.PodsReply{Pods: pods}, err
-	}))
-	mux.Handle("POST /"+agentNamespace, agentEndpoint(a, func(ctx context.Context, req agentOp) (any, error) {
-		return a.namespaceOp(req)
-	}))
-	mux.Handle("POST /"+agentFreeze, agentEndpoint(a, func(ctx context.Context, req agentFreezeReq) (any, error) {
-		_, f, err := kube.LabPod(req.Lab, req.DC, req.UID)
 		if err != nil {
 			return nil, err
 		}
-		if err := f.Set(ctx, true); err != nil {
+		return kube.PodsReply{Pods: pods}, nil
+	}))
+	mux.Handle("POST /"+agentNamespace, agentEndpoint(a, func(ctx context.Context, req agentOp) (any, error) {
+		if err := req.check(); err != nil {
 			return nil, err
 		}
-		a.endAt(deadlineKey{req.Lab, req.DC, "pause"}, req.Until, func(ctx context.Context) error {
-			_, err := kube.ThawHost(ctx, req.Lab, req.DC)
-			return err
-		})
-		return kube.AgentReply{}, nil
+		return a.namespaceOp(req)
+	}))
+	mux.Handle("POST /"+agentFreeze, agentEndpoint(a, func(ctx context.Context, req agentFreezeReq) (any, error) {
+		if err := req.check(); err != nil {
+			return nil, err
+		}
+		if req.ForNS < 0 {
+			return nil, fmt.Errorf("faults: agent: pause for %d ns: want 0 (until thawed) or more", req.ForNS)
+		}
+		return kube.AgentReply{}, a.freeze(ctx, req)
 	}))
 	mux.Handle("POST /"+agentThaw, agentEndpoint(a, func(ctx context.Context, req agentThawReq) (any, error) {
 		if err := lab.ValidateName(req.Lab); err != nil {
 			return nil, err
 		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
 		dcs, err := kube.ThawHost(ctx, req.Lab, req.DC)
 		if err == nil {
-			a.forget(req.Lab, req.DC, "pause")
+			a.forget(deadlineKey{lab: req.Lab, dc: req.DC, what: "pause"})
 		}
 		return kube.AgentReply{DCs: dcs}, err
 	}))
@@ -144,12 +236,21 @@ type agentServer struct {
 	token string
 	log   *slog.Logger
 
+	// mu is held across every change a deadline is about (a freeze, a
+	// thaw, a qdisc added or removed) and its deadline's bookkeeping,
+	// and by a deadline's timer while it ends the fault: neither can
+	// slip between the other's steps.
 	mu        sync.Mutex
 	deadlines map[deadlineKey]*deadline
+
+	refusedMu sync.Mutex
+	refused   int       // requests refused since lastLog
+	lastLog   time.Time // of a refusal
 }
 
-// deadlineKey names what a deadline ends: a pause or a qdisc of a DC.
-type deadlineKey struct{ lab, dc, what string }
+// deadlineKey names what a deadline ends: a pause or a qdisc of a DC's
+// pod.
+type deadlineKey struct{ lab, dc, uid, what string }
 
 // deadline is when the agent ends a fault itself. The watchdog on the
 // host that applied it ends it on time too; the agent's is for when that
@@ -160,15 +261,15 @@ type deadline struct {
 	timer *time.Timer
 }
 
-// endAt has end run at the time given (nothing when zero). A deadline for
-// the same pause or qdisc already set is moved only later: a fault is
-// never ended before a later one on the same DC wants it over.
-func (a *agentServer) endAt(k deadlineKey, at time.Time, end func(context.Context) error) {
-	if at.IsZero() {
+// endAt has end run after the time given (never when 0), by the agent's
+// own clock. A deadline for the same pause or qdisc already set is moved
+// only later: a fault is never ended before a later one on the same pod
+// wants it over. a.mu must be held.
+func (a *agentServer) endAt(k deadlineKey, after time.Duration, end func(context.Context) error) {
+	if after <= 0 {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	at := time.Now().Add(after)
 	if d, ok := a.deadlines[k]; ok {
 		if !at.After(d.at) {
 			return
@@ -176,55 +277,95 @@ func (a *agentServer) endAt(k deadlineKey, at time.Time, end func(context.Contex
 		d.timer.Stop()
 	}
 	d := &deadline{at: at}
-	d.timer = time.AfterFunc(time.Until(at), func() {
+	d.timer = time.AfterFunc(after, func() {
 		a.mu.Lock()
+		defer a.mu.Unlock()
 		if a.deadlines[k] != d {
-			a.mu.Unlock()
-			return
+			return // moved, or forgotten, while this timer fired
 		}
 		delete(a.deadlines, k)
-		a.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), agentOpTimeout)
 		defer cancel()
 		if err := end(ctx); err != nil {
-			a.log.Warn("deadline passed: could not end it", "lab", k.lab, "dc", k.dc, "fault", k.what, "error", err)
+			a.log.Warn("deadline passed: could not end it", "lab", k.lab, "dc", k.dc, "pod", k.uid, "fault", k.what, "error", err)
 			return
 		}
-		a.log.Info("deadline passed: ended it", "lab", k.lab, "dc", k.dc, "fault", k.what)
+		a.log.Info("deadline passed: ended it", "lab", k.lab, "dc", k.dc, "pod", k.uid, "fault", k.what)
 	})
 	a.deadlines[k] = d
 }
 
-// forget drops a deadline: what it would end was ended.
-func (a *agentServer) forget(labName, dc, what string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, d := range a.deadlines {
-		if k.lab == labName && (dc == "" || k.dc == dc) && k.what == what {
+// forget drops the deadlines of what was ended: those of k's lab and kind,
+// and of its DC and pod where k names them. a.mu must be held.
+func (a *agentServer) forget(k deadlineKey) {
+	for dk, d := range a.deadlines {
+		if dk.lab == k.lab && dk.what == k.what && (k.dc == "" || dk.dc == k.dc) && (k.uid == "" || dk.uid == k.uid) {
 			d.timer.Stop()
-			delete(a.deadlines, k)
+			delete(a.deadlines, dk)
 		}
 	}
 }
 
-// namespaceOp runs a Namespace call and keeps the qdisc's deadline.
+// freeze freezes the pod req names and keeps its deadline. A freeze that
+// fails is undone: nothing is left half-frozen.
+func (a *agentServer) freeze(ctx context.Context, req agentFreezeReq) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, f, err := kube.LabPod(req.Lab, req.DC, req.UID)
+	if err != nil {
+		return err
+	}
+	if err := f.Set(ctx, true); err != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), agentOpTimeout)
+		defer cancel()
+		if terr := f.Set(tctx, false); terr != nil {
+			return errors.Join(err, fmt.Errorf("and thawing it again: %w", terr))
+		}
+		return err
+	}
+	a.endAt(deadlineKey{req.Lab, req.DC, req.UID, "pause"}, time.Duration(req.ForNS), func(ctx context.Context) error {
+		_, err := kube.ThawHost(ctx, req.Lab, req.DC)
+		return err
+	})
+	return nil
+}
+
+// namespaceOp runs a Namespace call, and for a qdisc keeps its deadline.
 func (a *agentServer) namespaceOp(req agentOp) (kube.AgentReply, error) {
+	if req.Op != opAddQdisc && req.Op != opRemoveQdisc {
+		return runAgentOp(req)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	r, err := runAgentOp(req)
 	if err != nil {
 		return r, err
 	}
-	switch req.Op {
-	case opAddQdisc:
-		remove := req
-		remove.Op, remove.Qdisc = opRemoveQdisc, nil
-		a.endAt(deadlineKey{req.Lab, req.DC, "qdisc"}, req.Qdisc.Until, func(context.Context) error {
-			_, err := runAgentOp(remove)
-			return err
-		})
-	case opRemoveQdisc:
-		a.forget(req.Lab, req.DC, "qdisc")
+	k := deadlineKey{req.Lab, req.DC, req.UID, "qdisc"}
+	if req.Op == opRemoveQdisc {
+		a.forget(k)
+		return r, nil
 	}
+	remove := req
+	remove.Op, remove.Qdisc = opRemoveQdisc, nil
+	a.endAt(k, time.Duration(req.Qdisc.ForNS), func(context.Context) error {
+		_, err := runAgentOp(remove)
+		return err
+	})
 	return r, nil
+}
+
+// refusal logs a refused request, at most once a second with the number
+// refused since: a caller without the token cannot flood the log.
+func (a *agentServer) refusal(r *http.Request, why string, err error) {
+	a.refusedMu.Lock()
+	defer a.refusedMu.Unlock()
+	a.refused++
+	if time.Since(a.lastLog) < time.Second {
+		return
+	}
+	a.log.Warn("refused", "why", why, "path", r.URL.Path, "from", r.RemoteAddr, "error", err, "refused_since_last_line", a.refused)
+	a.refused, a.lastLog = 0, time.Now()
 }
 
 // agentEndpoint checks a request's token and reads its body, strictly,
@@ -236,7 +377,7 @@ func agentEndpoint[Req any](a *agentServer, do func(context.Context, Req) (any, 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get(kube.AgentTokenHeader)
 		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
-			a.log.Warn("refused: no or a wrong token", "path", r.URL.Path, "from", r.RemoteAddr)
+			a.refusal(r, "no or a wrong token", nil)
 			http.Error(w, "fibercut agent: missing or wrong "+kube.AgentTokenHeader, http.StatusUnauthorized)
 			return
 		}
@@ -248,7 +389,7 @@ func agentEndpoint[Req any](a *agentServer, do func(context.Context, Req) (any, 
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				code = http.StatusRequestEntityTooLarge
 			}
-			a.log.Warn("refused: bad body", "path", r.URL.Path, "from", r.RemoteAddr, "error", err)
+			a.refusal(r, "bad body", err)
 			http.Error(w, "fibercut agent: bad request body: "+err.Error(), code)
 			return
 		}
@@ -258,14 +399,26 @@ func agentEndpoint[Req any](a *agentServer, do func(context.Context, Req) (any, 
 		out, err := do(ctx, req)
 		if err != nil {
 			out = kube.AgentReply{Error: err.Error()}
-			a.log.Warn("failed", "path", r.URL.Path, "request", fmt.Sprintf("%+v", req), "took", time.Since(start), "error", err)
+			a.log.Warn("failed", "path", r.URL.Path, "request", logJSON(req), "took", time.Since(start), "error", err)
 		} else if r.URL.Path != "/"+agentPods { // asked every few seconds
-			a.log.Info("done", "path", r.URL.Path, "request", fmt.Sprintf("%+v", req), "took", time.Since(start))
+			a.log.Info("done", "path", r.URL.Path, "request", logJSON(req), "took", time.Since(start))
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
 }
+
+// logJSON is a request as the log has it: as JSON, an object of its own
+// in a JSON log and its text in a text one.
+func logJSON(v any) rawJSON {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+func (r rawJSON) MarshalText() ([]byte, error) { return r, nil }
 
 // runAgentOp does one Namespace call in the pod req names, on this host.
 func runAgentOp(req agentOp) (kube.AgentReply, error) {
@@ -288,7 +441,7 @@ func runAgentOp(req agentOp) (kube.AgentReply, error) {
 		for i, a := range req.Adds {
 			adds[i] = setAdd(a)
 		}
-		err = ns.addFault(req.ID, adds, time.Duration(req.TimeoutMS)*time.Millisecond)
+		err = ns.addFault(req.ID, adds, time.Duration(req.TimeoutNS))
 	case opRemoveFaults:
 		err = ns.removeFaults(req.IDs...)
 	case opFaultIDs:
@@ -335,7 +488,7 @@ func (n *agentNS) addFault(id string, adds []setAdd, timeout time.Duration) erro
 	for i, a := range adds {
 		sets[i] = agentSet(a)
 	}
-	_, err := n.do(agentOp{Op: opAddFault, ID: id, Adds: sets, TimeoutMS: timeout.Milliseconds()})
+	_, err := n.do(agentOp{Op: opAddFault, ID: id, Adds: sets, TimeoutNS: int64(timeout)})
 	return err
 }
 
@@ -355,7 +508,7 @@ func (n *agentNS) dropTable() (bool, error) {
 }
 
 func (n *agentNS) addQdisc(q qdiscSpec) error {
-	_, err := n.do(agentOp{Op: opAddQdisc, Qdisc: &agentQdisc{RateBits: q.RateBits, DelayNS: int64(q.Delay), JitterNS: int64(q.Jitter), Until: q.Until}})
+	_, err := n.do(agentOp{Op: opAddQdisc, Qdisc: &agentQdisc{RateBits: q.RateBits, DelayNS: int64(q.Delay), JitterNS: int64(q.Jitter), ForNS: forNS(q.Until)}})
 	return err
 }
 

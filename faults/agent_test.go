@@ -281,7 +281,6 @@ func TestAgentRefuses(t *testing.T) {
 		{"no token", "", op(valid), "401"},
 		{"a wrong token", strings.Repeat("0", 64), op(valid), "401"},
 		{"an unknown field", f.token, []byte(`{"lab":"other-lab","dc":"hz-a","uid":"x","op":"fault-ids","shell":"rm -rf /"}`), `unknown field "shell"`},
-		{"a body too large", f.token, append([]byte(`{"ids":["`), append(bytes.Repeat([]byte("a"), 2<<20), `"]}`...)...), "413"},
 	} {
 		if _, err := f.post(ctx, agentNamespace, c.token, c.body); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error with %q", c.name, err, c.want)
@@ -296,6 +295,11 @@ func TestAgentRefuses(t *testing.T) {
 		{"another DC's pod", agentOp{agentPod: agentPod{Lab: "other-lab", DC: "sz-a", UID: pod.uid}, WAN: valid.WAN, Op: opFaultIDs}, "is not fibercut's"},
 		{"a pod not on this node", agentOp{agentPod: agentPod{Lab: "other-lab", DC: "hz-a", UID: "no-such-pod"}, WAN: valid.WAN, Op: opFaultIDs}, "no process on this node"},
 		{"no such operation", agentOp{agentPod: valid.agentPod, WAN: valid.WAN, Op: "exec"}, `no operation "exec"`},
+		{"a fault id fibercut does not make", agentOp{agentPod: valid.agentPod, WAN: valid.WAN, Op: opRemoveFaults, IDs: []string{"f1_drop_in"}}, `fault id "f1_drop_in": want f and a number`},
+		{"a negative timeout", agentOp{agentPod: valid.agentPod, WAN: valid.WAN, Op: opAddFault, ID: "f1", TimeoutNS: -1}, "timeout -1 ns: want 0 (none) or more"},
+		{"no WAN address", agentOp{agentPod: valid.agentPod, Op: opFaultIDs}, "want the pod's IPv4 address"},
+		{"an IPv6 address in a set", agentOp{agentPod: valid.agentPod, WAN: valid.WAN, Op: opAddFault, ID: "f1", Adds: []agentSet{{Set: setDropIn, Addrs: addrs("::1")}}}, "address ::1 in set drop_in: want IPv4"},
+		{"a bad lab name", agentOp{agentPod: agentPod{Lab: "../x", DC: "hz-a", UID: pod.uid}, WAN: valid.WAN, Op: opFaultIDs}, "lab name"},
 	} {
 		b, err := f.post(ctx, agentNamespace, f.token, op(c.op))
 		var r kube.AgentReply
@@ -309,6 +313,18 @@ func TestAgentRefuses(t *testing.T) {
 		if !strings.Contains(r.Error, c.want) {
 			t.Errorf("%s: the agent answered %s; want an error with %q", c.name, b, c.want)
 		}
+	}
+	// A body over the limit is refused before it is read whole.
+	h, err := NewAgentHandler(f.token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := httptest.NewRequest(http.MethodPost, "/"+agentNamespace, bytes.NewReader(append([]byte(`{"ids":["`), append(bytes.Repeat([]byte("a"), agentBodyLimit), `"]}`...)...)))
+	big.Header.Set(kube.AgentTokenHeader, f.token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, big)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over %d bytes: %d %s; want 413", agentBodyLimit, rec.Code, rec.Body)
 	}
 	if _, err := NewAgentHandler("short", nil); err == nil {
 		t.Error("an agent took a 5-character token")
@@ -324,44 +340,80 @@ func TestAgentRefuses(t *testing.T) {
 }
 
 // TestAgentEndsFaultsAtTheirDeadline: a pause and a qdisc applied through
-// an agent with an end time are ended by the agent itself when nobody
-// heals them (the watchdog's host gone), and a later fault on the same DC
-// moves the end only later, never earlier.
+// an agent with an end are ended by the agent itself when nobody heals
+// them (the watchdog's host gone).
 func TestAgentEndsFaultsAtTheirDeadline(t *testing.T) {
 	const labName = "agent-test"
 	f := newAgentFixture(t, labName, labName)
-	pod := f.pod
-	ctx := context.Background()
-	freeze := func(until time.Time) {
-		t.Helper()
-		var r kube.AgentReply
-		req := agentFreezeReq{agentPod: agentPod{Lab: labName, DC: "hz-a", UID: pod.uid}, Until: until}
-		if err := f.agents.Call(ctx, "n1", agentFreeze, req, &r); err != nil || r.Error != "" {
-			t.Fatalf("freeze through the agent: %v %q", err, r.Error)
-		}
+	var r kube.AgentReply
+	req := agentFreezeReq{agentPod: agentPod{Lab: labName, DC: "hz-a", UID: f.pod.uid}, ForNS: forNS(time.Now().Add(300 * time.Millisecond))}
+	if err := f.agents.Call(context.Background(), "n1", agentFreeze, req, &r); err != nil || r.Error != "" {
+		t.Fatalf("freeze through the agent: %v %q", err, r.Error)
 	}
-
-	// A pause until a second from now, then one until an hour from now:
-	// the first deadline does not thaw the second pause.
-	freeze(time.Now().Add(time.Second))
-	freeze(time.Now().Add(time.Hour))
-	time.Sleep(2 * time.Second)
-	if !pod.frozen(t) {
-		t.Fatal("an earlier pause's deadline thawed a later pause of the same DC")
-	}
-	// A heal forgets the deadline; a new pause with a near one ends by
-	// the agent's hand.
-	if _, err := f.agents.Each(ctx, agentThaw, agentThawReq{Lab: labName, DC: "hz-a"}); err != nil {
-		t.Fatal(err)
-	}
-	freeze(time.Now().Add(500 * time.Millisecond))
-	labtest.Eventually(t, 30*time.Second, "the pause thawed by the agent at its deadline", func() bool { return !pod.frozen(t) })
-
-	if err := f.remote.addQdisc(qdiscSpec{RateBits: 8_000_000, Until: time.Now().Add(500 * time.Millisecond)}); err != nil {
+	labtest.Eventually(t, 30*time.Second, "the pause thawed by the agent at its deadline", func() bool { return !f.pod.frozen(t) })
+	if err := f.remote.addQdisc(qdiscSpec{RateBits: 8_000_000, Until: time.Now().Add(300 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
 	labtest.Eventually(t, 30*time.Second, "the qdisc removed by the agent at its deadline", func() bool {
 		has, err := f.ns.conn.hasQdisc()
 		return err == nil && !has
 	})
+}
+
+// TestAgentDeadlinesMoveOnlyLater checks the agent's bookkeeping of
+// deadlines, with none due during the test: a later fault on the same pod
+// moves its end later, an earlier one leaves it, a heal forgets it (and
+// only its own pod's and kind's), and a time already past ends a fault at
+// once.
+func TestAgentDeadlinesMoveOnlyLater(t *testing.T) {
+	a := &agentServer{log: slog.New(slog.DiscardHandler), deadlines: map[deadlineKey]*deadline{}}
+	ended := make(chan deadlineKey, 4)
+	end := func(k deadlineKey) func(context.Context) error {
+		return func(context.Context) error { ended <- k; return nil }
+	}
+	k := deadlineKey{"lab", "hz-a", "uid-1", "pause"}
+	other := deadlineKey{"lab", "hz-b", "uid-2", "pause"}
+	qdisc := deadlineKey{"lab", "hz-a", "uid-1", "qdisc"}
+	a.mu.Lock()
+	a.endAt(k, time.Hour, end(k))
+	first := a.deadlines[k].at
+	a.endAt(k, time.Minute, end(k))
+	if got := a.deadlines[k].at; !got.Equal(first) {
+		t.Errorf("an earlier end moved the deadline from %v to %v", first, got)
+	}
+	a.endAt(k, 2*time.Hour, end(k))
+	if got := a.deadlines[k].at; !got.After(first) {
+		t.Errorf("a later end left the deadline at %v", got)
+	}
+	a.endAt(other, time.Hour, end(other))
+	a.endAt(qdisc, time.Hour, end(qdisc))
+	a.endAt(deadlineKey{"lab", "sz-a", "uid-3", "pause"}, 0, end(k))
+	a.forget(deadlineKey{lab: "lab", dc: "hz-a", what: "pause"})
+	_, kept := a.deadlines[k]
+	_, keptOther := a.deadlines[other]
+	_, keptQdisc := a.deadlines[qdisc]
+	if kept || !keptOther || !keptQdisc || len(a.deadlines) != 2 {
+		t.Errorf("after a heal of hz-a's pause: deadlines %v; want hz-b's pause and hz-a's qdisc only", a.deadlines)
+	}
+	a.forget(deadlineKey{lab: "lab", what: "pause"})
+	a.forget(deadlineKey{lab: "lab", what: "qdisc"})
+	if len(a.deadlines) != 0 {
+		t.Errorf("after a heal of the whole lab: deadlines %v", a.deadlines)
+	}
+	now := deadlineKey{"lab", "sh-a", "uid-4", "pause"}
+	a.endAt(now, time.Duration(forNS(time.Now().Add(-time.Second))), end(now))
+	a.mu.Unlock()
+	select {
+	case got := <-ended:
+		if got != now {
+			t.Errorf("ended %v, want %v", got, now)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a fault whose end was past was not ended")
+	}
+	select {
+	case got := <-ended:
+		t.Errorf("ended %v, which was moved or forgotten", got)
+	default:
+	}
 }

@@ -235,7 +235,7 @@ func (in *Injector) apply(ctx context.Context, l *lab.Lab, spec Spec, ch changes
 		var away []string // DCs with no process here: on other nodes
 		for _, dc := range slices.Sorted(maps.Keys(ch.nft)) {
 			if d, ok := l.DC(dc); ok {
-				if d.Pid == 0 {
+				if d.Pid == 0 && d.Node != "" {
 					away = append(away, dc+" (node "+d.Node+")")
 				}
 				dcs[dc] = d.Pid

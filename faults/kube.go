@@ -61,7 +61,11 @@ type kubeBackend struct {
 	agents *kube.Agents // ViaAgent's
 }
 
+// newKubeBackend returns the backend of c's lab; "" is ViaAgent.
 func newKubeBackend(c *kube.Cluster, via Via) *kubeBackend {
+	if via == "" {
+		via = ViaAgent
+	}
 	b := &kubeBackend{c: c, via: via}
 	if via == ViaAgent {
 		b.agents = c.Agents()
@@ -116,7 +120,7 @@ func KubeView(c *kube.Cluster, via Via) kube.PodView { return newKubeBackend(c, 
 // lets the delay holder and the WAN latency work from here.
 func (b *kubeBackend) look(ctx context.Context, pods []*corev1.Pod) (map[string]kube.PodHere, error) {
 	found, err := b.agents.View(ctx, pods)
-	if err != nil {
+	if found == nil {
 		return nil, err
 	}
 	if here, err := kube.OnHost(ctx, pods); err == nil {
@@ -127,7 +131,7 @@ func (b *kubeBackend) look(ctx context.Context, pods []*corev1.Pod) (map[string]
 			}
 		}
 	}
-	return found, nil
+	return found, err
 }
 
 func (b *kubeBackend) PowerOff(ctx context.Context, d lab.DC) error { return b.c.PowerOff(ctx, d.ID) }
@@ -140,7 +144,7 @@ func (b *kubeBackend) PowerOn(ctx context.Context, d lab.DC) error { return b.c.
 func (b *kubeBackend) Pause(ctx context.Context, d lab.DC, until time.Time) error {
 	if b.via == ViaAgent {
 		var r kube.AgentReply
-		err := b.agents.Call(ctx, d.Node, agentFreeze, agentFreezeReq{agentPod: agentPod{Lab: b.c.Name(), DC: d.ID, UID: d.ContainerID}, Until: until}, &r)
+		err := b.agents.Call(ctx, d.Node, agentFreeze, agentFreezeReq{agentPod: agentPod{Lab: b.c.Name(), DC: d.ID, UID: d.ContainerID}, ForNS: forNS(until)}, &r)
 		if err == nil && r.Error != "" {
 			err = errors.New(r.Error)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/netutil"
 
 	"github.com/fibercut/fibercut/faults"
 	"github.com/fibercut/fibercut/lab/kube"
@@ -32,7 +33,8 @@ SYS_PTRACE, and the host's cgroup hierarchies at --cgroup-root: the agent
 DaemonSet grants them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			// JSON lines: `kubectl logs ds/agent | jq` reads what it did.
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
 			h, err := faults.NewAgentHandler(os.Getenv(kube.EnvAgentToken), log)
 			if err != nil {
 				return fmt.Errorf("%w (from $%s)", err, kube.EnvAgentToken)
@@ -66,7 +68,9 @@ func serveAgent(ctx context.Context, ln net.Listener, h http.Handler) error {
 		MaxHeaderBytes:    16 << 10,
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	// Its callers are fibercut's few: a bound on connections keeps a
+	// flood from the pod network from taking the node's file table.
+	go func() { done <- srv.Serve(netutil.LimitListener(ln, 64)) }()
 	select {
 	case err := <-done:
 		return err

@@ -205,6 +205,9 @@ func notReady(dcs []kube.DC, gateway bool, agents kube.AgentStatus) string {
 
 // agentLine says how many of the lab's agents are ready.
 func agentLine(s kube.AgentStatus) string {
+	if s.Missing {
+		return "agents: none (the lab was made before fibercut had them: `fibercut lab up --backend kubernetes` again adds them)"
+	}
 	return fmt.Sprintf("agents: %d of %d nodes ready (they apply faults there)", s.Ready, s.Nodes)
 }
 

@@ -222,7 +222,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	}
 	// The faults went through the agents on the DCs' nodes (--via agent,
 	// the default), which log what they did.
-	if log := agentLogs(t, h.Client, "fibercut-kf"); !strings.Contains(log, "Op:add-fault") || !strings.Contains(log, "DC:hz-a") {
+	if log := agentLogs(t, h.Client, "fibercut-kf"); !regexp.MustCompile(`"msg":"done","path":"/v1/namespace","request":\{[^}]*"dc":"hz-a"[^}]*"op":"add-fault"`).MatchString(log) {
 		t.Errorf("the agents' logs show no fault added in hz-a:\n%s", log)
 	}
 	// A delay by NFQUEUE, whose holder runs on this host, healed with the
@@ -280,7 +280,7 @@ func TestFaultAndDrillOnKubernetesCmd(t *testing.T) {
 	if !frozen("sh-b") {
 		t.Error("sh-b's pod cgroup is not frozen after fault pause")
 	}
-	if log := agentLogs(t, h.Client, "fibercut-kf"); !strings.Contains(log, "path=/v1/freeze") || !strings.Contains(log, "DC:sh-b") {
+	if log := agentLogs(t, h.Client, "fibercut-kf"); !regexp.MustCompile(`"msg":"done","path":"/v1/freeze","request":\{[^}]*"dc":"sh-b"`).MatchString(log) {
 		t.Errorf("the agents' logs show no freeze of sh-b:\n%s", log)
 	}
 	if ledgerOK("sh-b") {

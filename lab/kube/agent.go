@@ -13,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -82,9 +83,10 @@ func (b builder) agentDaemonSet() *appsv1.DaemonSet {
 			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(AgentPort)}},
 			PeriodSeconds: 2, TimeoutSeconds: 1,
 		},
-		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-			corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi"),
-		}},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		},
 		SecurityContext: &corev1.SecurityContext{
 			Capabilities: &corev1.Capabilities{
 				Drop: []corev1.Capability{"ALL"},
@@ -129,7 +131,8 @@ type PodHere struct {
 }
 
 // A PodView finds, of the running pods given, those fibercut can change
-// faults in, by UID. A pod it cannot reach is not in the map.
+// faults in, by UID. A pod it cannot reach is not in the map. It may
+// return what it found with an error about what it could not look at.
 type PodView func(ctx context.Context, pods []*corev1.Pod) (map[string]PodHere, error)
 
 // OnHost is the PodView of this host: the pods whose processes are here
@@ -161,9 +164,11 @@ type (
 	PodsRequest struct {
 		UIDs []string `json:"uids"`
 	}
-	// PodsReply answers it: PodHere per pod found, its Pid the agent's.
+	// PodsReply answers it: PodHere per pod found, its Pid the agent's;
+	// or why it could not look.
 	PodsReply struct {
-		Pods map[string]PodHere `json:"pods"`
+		Pods  map[string]PodHere `json:"pods"`
+		Error string             `json:"error,omitempty"`
 	}
 )
 
@@ -300,7 +305,8 @@ func (a *Agents) callPod(ctx context.Context, pod, path string, in, out any) err
 }
 
 // Each sends in to path on every ready agent of the lab and returns their
-// answers by node.
+// answers by node, with an error if a node that should have an agent has
+// no ready one: what was sent did not reach it.
 func (a *Agents) Each(ctx context.Context, path string, in any) (map[string]AgentReply, error) {
 	pods, err := a.pods(ctx)
 	if err != nil {
@@ -308,6 +314,11 @@ func (a *Agents) Each(ctx context.Context, path string, in any) (map[string]Agen
 	}
 	out := map[string]AgentReply{}
 	var errs []error
+	if st, err := a.status(ctx); err != nil {
+		errs = append(errs, err)
+	} else if len(pods) < st.Nodes {
+		errs = append(errs, fmt.Errorf("kube: %w on %d of the %d nodes of lab %s's DaemonSet %s/%s: they did not get it", ErrNoAgent, st.Nodes-len(pods), st.Nodes, a.name, a.ns, RoleAgent))
+	}
 	for node, pod := range pods {
 		var r AgentReply
 		if err := a.callPod(ctx, pod, path, in, &r); err != nil {
@@ -332,26 +343,35 @@ func (a *Agents) View(ctx context.Context, pods []*corev1.Pod) (map[string]PodHe
 		return nil, err
 	}
 	out := map[string]PodHere{}
+	var errs []error
 	for node, uids := range byNode {
 		pod, ok := agents[node]
 		if !ok {
 			continue
 		}
 		var r PodsReply
-		if err := a.callPod(ctx, pod, "v1/pods", PodsRequest{UIDs: uids}, &r); err != nil {
-			return nil, err
+		err := a.callPod(ctx, pod, "v1/pods", PodsRequest{UIDs: uids}, &r)
+		if err == nil && r.Error != "" {
+			err = fmt.Errorf("kube: agent %s on node %s: %s", pod, node, r.Error)
+		}
+		if err != nil {
+			errs = append(errs, err) // that node's pods are out of reach
+			continue
 		}
 		for uid, h := range r.Pods {
 			out[uid] = PodHere{Paused: h.Paused} // its pid is the agent's
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // AgentStatus is the state of a lab's agent DaemonSet.
 type AgentStatus struct {
 	Nodes int `json:"nodes"` // nodes that should run an agent
 	Ready int `json:"ready"` // of them, those whose current agent is ready
+	// Missing is set when the lab has no agent DaemonSet (one made
+	// before fibercut had agents): `lab up` again adds it.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // Up says every agent is of the current template and ready.
@@ -359,9 +379,16 @@ func (s AgentStatus) Up() bool { return s.Nodes > 0 && s.Ready == s.Nodes }
 
 // AgentStatus returns the state of the lab's agents.
 func (c *Cluster) AgentStatus(ctx context.Context) (AgentStatus, error) {
-	d, err := c.cs.AppsV1().DaemonSets(c.ns).Get(ctx, RoleAgent, metav1.GetOptions{})
+	return c.Agents().status(ctx)
+}
+
+func (a *Agents) status(ctx context.Context) (AgentStatus, error) {
+	d, err := a.cs.AppsV1().DaemonSets(a.ns).Get(ctx, RoleAgent, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return AgentStatus{Missing: true}, nil
+	}
 	if err != nil {
-		return AgentStatus{}, fmt.Errorf("kube: get the agents of lab %s: %w", c.name, err)
+		return AgentStatus{}, fmt.Errorf("kube: get the agents of lab %s: %w", a.name, err)
 	}
 	st := d.Status
 	s := AgentStatus{Nodes: int(st.DesiredNumberScheduled)}

@@ -43,6 +43,12 @@ func PodFreezer(pid int, uid string) (Freezer, error) {
 		}
 		f = Freezer{dir: CgroupRoot, v2: true}
 	}
+	if strings.Contains(path, "/..") {
+		// cgroup v2 with a cgroup namespace of this process's own (an
+		// agent's container, by the runtime's default): the path is
+		// relative to it, not to the hierarchy's root.
+		return Freezer{}, fmt.Errorf("kube: freezer: process %d is in cgroup %s, outside this process's cgroup namespace: run where the host's cgroup paths are seen (a host cgroup namespace, or cgroup v1)", pid, path)
+	}
 	pod, ok := podDir(path, uid)
 	if !ok {
 		return Freezer{}, fmt.Errorf("kube: freezer: process %d is in cgroup %s, not in pod %s's", pid, path, uid)

@@ -48,7 +48,9 @@ func (c *Cluster) Lab(ctx context.Context, view PodView) (*lab.Lab, error) {
 				running = append(running, &pods.Items[i])
 			}
 		}
-		if found, err = view(ctx, running); err != nil {
+		// What a view could not look at is out of reach, but the
+		// rest of the lab is not.
+		if found, err = view(ctx, running); err != nil && found == nil {
 			return nil, fmt.Errorf("kube: find the pods of lab %s: %w", c.name, err)
 		}
 	}

@@ -196,6 +196,9 @@ func Build(opts Options) (*Objects, error) {
 	if opts.AgentToken == "" {
 		opts.AgentToken = NewAgentToken()
 	}
+	if len(opts.AgentToken) < 16 {
+		return nil, fmt.Errorf("kube: agent token of %d characters: want at least 16 (or none, for a fresh one)", len(opts.AgentToken))
+	}
 	topoYAML, err := opts.Topology.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("kube: %w", err)

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -173,7 +174,7 @@ func TestAgentObjects(t *testing.T) {
 	if sc.Privileged != nil && *sc.Privileged {
 		t.Error("the agent is privileged; it needs three capabilities only")
 	}
-	if got := sc.Capabilities.Add; !slices.Equal(got, []corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}) || len(sc.Capabilities.Drop) != 1 {
+	if got := sc.Capabilities.Add; !slices.Equal(got, []corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}) || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("agent capabilities %+v", sc.Capabilities)
 	}
 	if e, _ := env(c, EnvAgentToken); e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != AgentSecret || e.ValueFrom.SecretKeyRef.Key != AgentTokenKey {
@@ -184,9 +185,15 @@ func TestAgentObjects(t *testing.T) {
 		t.Errorf("agent volumes %+v mounts %+v args %v: want the host's cgroups at %s", pod.Volumes, c.VolumeMounts, c.Args, AgentCgroupRoot)
 	}
 	for _, svc := range o.Services {
-		if svc.Spec.Selector[lab.LabelRole] == RoleAgent || svc.Spec.Selector[lab.LabelRole] == "" && svc.Spec.Selector[lab.LabelDC] == "" {
+		if labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ds.Spec.Template.Labels)) {
 			t.Errorf("Service %s selects the agents: %v", svc.Name, svc.Spec.Selector)
 		}
+	}
+	if c.Resources.Limits.Memory().IsZero() {
+		t.Error("the agent has no memory limit")
+	}
+	if _, err := Build(Options{AgentToken: "short"}); err == nil || !strings.Contains(err.Error(), "want at least 16") {
+		t.Errorf("Build with a 5-character agent token: %v", err)
 	}
 }
 

@@ -63,11 +63,6 @@ func podDir(path, uid string) (string, bool) {
 // driver ("pod<UID>") and systemd's ("…-pod<UID>.slice").
 func isPodDir(name string) bool { return len(podUIDs(name)) > 0 }
 
-// PIDFinder finds, for each pod UID given, a process of the pod on this
-// host, whose /proc/PID/ns/net is the pod's network namespace. A pod with
-// no process here is not in the map.
-type PIDFinder func(uids []string) (map[string]int, error)
-
 // HostPIDs finds pods' processes on this host by their cgroups, which the
 // kubelet names after the pods' UIDs, in one pass over /proc, and gives
 // each pod the process with the lowest PID. It sees the pods of the node it

@@ -61,6 +61,46 @@ const (
 // for tests).
 var clearPage int64 = 10_000
 
+// clearPageOf deletes the first page of keys under prefix p and says if
+// there are more. A page the cluster did not commit for now (a leader
+// election, as right after a heal rejoins a DC) is tried again within
+// clearTimeout: deleting a range again is harmless.
+func clearPageOf(ctx context.Context, c *clientv3.Client, p string) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, clearTimeout)
+	defer cancel()
+	for {
+		resp, err := c.Get(cctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(clearPage))
+		if err == nil && len(resp.Kvs) > 0 {
+			last := resp.Kvs[len(resp.Kvs)-1].Key
+			_, err = c.Delete(cctx, p, clientv3.WithRange(string(last)+"\x00"))
+		}
+		if err == nil {
+			return resp.More, nil
+		}
+		if !notCommittedNow(err) {
+			return false, err
+		}
+		select {
+		case <-cctx.Done():
+			return false, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// notCommittedNow tells the etcd errors of a cluster between leaders: the
+// request was not committed now, and may be tried again.
+func notCommittedNow(err error) bool {
+	for _, e := range []error{rpctypes.ErrTimeout, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost,
+		rpctypes.ErrLeaderChanged, rpctypes.ErrNoLeader, rpctypes.ErrGRPCTimeout, rpctypes.ErrGRPCTimeoutDueToLeaderFail,
+		rpctypes.ErrGRPCTimeoutDueToConnectionLost, rpctypes.ErrGRPCLeaderChanged, rpctypes.ErrGRPCNoLeader} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // resetLedger deletes every account, balance and transfer, so that the
 // drill's verification sees only what its own load did.
 func resetLedger(ctx context.Context, c *clientv3.Client) error {
@@ -69,17 +109,11 @@ func resetLedger(ctx context.Context, c *clientv3.Client) error {
 	// gives up on it ("request timed out", BenchmarkSoakAcrossDrills).
 	for _, p := range ledgerPrefixes {
 		for {
-			cctx, cancel := context.WithTimeout(ctx, clearTimeout)
-			resp, err := c.Get(cctx, p, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(clearPage))
-			if err == nil && len(resp.Kvs) > 0 {
-				last := resp.Kvs[len(resp.Kvs)-1].Key
-				_, err = c.Delete(cctx, p, clientv3.WithRange(string(last)+"\x00"))
-			}
-			cancel()
+			more, err := clearPageOf(ctx, c, p)
 			if err != nil {
 				return fmt.Errorf("drill: clear the lab's ledger (%s*): %w", p, err)
 			}
-			if !resp.More {
+			if !more {
 				break
 			}
 		}
